@@ -1,0 +1,1 @@
+"""The HTTP edge: turns requests into calls to `fanout.service`."""

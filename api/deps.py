@@ -1,0 +1,40 @@
+"""Dependencies the routes declare: the service, and the caller's tenant."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.problems import Problem
+from fanout.models import TenantId
+from fanout.service import Fanout
+
+DEFAULT_TENANT = TenantId("default")
+
+
+def get_service(request: Request) -> Fanout:
+    service: Fanout = request.app.state.service
+    return service
+
+
+def get_tenant(request: Request) -> TenantId:
+    """Each API key is a tenant. With no keys configured there is one tenant, and the server
+    only listens on loopback (`fanout serve` enforces that)."""
+    keys: dict[str, str] = request.app.state.api_keys
+    if not keys:
+        return DEFAULT_TENANT
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        for key, tenant in keys.items():
+            if hmac.compare_digest(key.encode(), token.strip().encode()):
+                return TenantId(tenant)
+    raise Problem(
+        401, "Send a configured API key as `Authorization: Bearer <key>`.",
+        headers={"www-authenticate": "Bearer"},
+    )
+
+
+Service = Annotated[Fanout, Depends(get_service)]
+Tenant = Annotated[TenantId, Depends(get_tenant)]

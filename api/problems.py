@@ -1,0 +1,93 @@
+"""Errors as `application/problem+json` (RFC 9457), each naming the field or item at fault."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic_core import to_json
+from starlette.exceptions import HTTPException
+
+from fanout.errors import (
+    IdempotencyConflict,
+    IdempotencyMismatch,
+    InvalidJob,
+    JobFinished,
+    JobNotFound,
+)
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    def __init__(
+        self, status: int, detail: str, *, title: str | None = None,
+        errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+
+
+def problem_response(request: Request, problem: Problem) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": request.url.path,
+    }
+    if problem.errors is not None:
+        body["errors"] = problem.errors
+    return Response(to_json(body), problem.status, problem.headers, media_type=MEDIA_TYPE)
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic's errors as `{"field", "message"}`, the field written as a path (`items[3]`)."""
+    listed = []
+    for error in list(errors)[:50]:
+        loc = [part for part in error["loc"] if part != "body"]
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        listed.append({"field": path or "body", "message": error["msg"]})
+    return listed
+
+
+def install(app: FastAPI) -> None:
+    def handle(status: int, title: str | None = None) -> Any:
+        async def handler(request: Request, error: Exception) -> Response:
+            return problem_response(request, Problem(status, str(error), title=title))
+
+        return handler
+
+    async def on_problem(request: Request, error: Exception) -> Response:
+        assert isinstance(error, Problem)
+        return problem_response(request, error)
+
+    async def on_invalid_job(request: Request, error: Exception) -> Response:
+        assert isinstance(error, InvalidJob)
+        return problem_response(request, Problem(422, error.title, errors=error.errors))
+
+    async def on_validation(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        problem = Problem(422, "The request is not valid", errors=validation_errors(error.errors()))
+        return problem_response(request, problem)
+
+    async def on_http(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        problem = Problem(error.status_code, str(error.detail), headers=error.headers)
+        return problem_response(request, problem)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(InvalidJob, on_invalid_job)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(JobNotFound, handle(404, "Job not found"))
+    app.add_exception_handler(JobFinished, handle(409, "Job has already ended"))
+    app.add_exception_handler(IdempotencyConflict, handle(409, "Request in progress"))
+    app.add_exception_handler(IdempotencyMismatch, handle(422, "Idempotency key reused"))

@@ -1,0 +1,179 @@
+"""`/jobs`: submit, read, list, page through results, cancel, change concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response, StreamingResponse
+from pydantic import ValidationError
+from pydantic_core import to_json
+
+from api.deps import Service, Tenant
+from api.problems import Problem, validation_errors
+from api.schemas import JobCreate, JobPatch, JobPublic, JobsPublic, ResultsPublic
+from fanout.errors import FanoutError
+from fanout.models import Job, JobId, JobStatus
+from fanout.service import Fanout, JobRequest
+from fanout.views import public_job
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+NDJSON = "application/x-ndjson"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(to_json(body), status, headers, media_type="application/json")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise Problem(413, f"The body is over the limit of {limit} bytes.")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise Problem(413, f"The body is over the limit of {limit} bytes.")
+    return bytes(body)
+
+
+def _parse(body: bytes) -> JobCreate:
+    try:
+        return JobCreate.model_validate_json(body)
+    except ValidationError as error:
+        raise Problem(
+            422, "The job is not valid", errors=validation_errors(error.errors(include_url=False))
+        ) from error
+
+
+def _submit(service: Fanout, tenant: Tenant, create: JobCreate) -> tuple[bytes, str]:
+    request = JobRequest(
+        task=create.task,
+        items=create.items,
+        params=create.params,
+        webhook_url=create.webhook.url if create.webhook else None,
+        webhook_secret=create.webhook.secret if create.webhook else None,
+        **create.model_dump(
+            include={"chunk_size", "max_concurrency", "max_attempts", "tolerated_failure_count",
+                     "tolerated_failure_percentage", "timeout_seconds", "reduce"}
+        ),
+    )
+    job, secret = service.submit(tenant, request)
+    view = public_job(job)
+    if secret is not None:
+        view["webhook"]["secret"] = secret
+    return to_json(view), f"/jobs/{job.id}"
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobPublic,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobCreate"}}},
+        }
+    },
+    responses={413: {"description": "Body too large"}, 422: {"description": "Invalid job"}},
+)
+async def create_job(
+    request: Request,
+    service: Service,
+    tenant: Tenant,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Response:
+    """Accept a job: `202 Accepted` means it is durably stored. With an `Idempotency-Key`, the
+    same key and body replay the first response; a different body is a 422, and a request still
+    in progress with that key a 409."""
+    body = await _read_body(request, service.settings.max_body_bytes)
+    create = _parse(body)
+    if idempotency_key is None:
+        content, location = await run_in_threadpool(_submit, service, tenant, create)
+        return Response(content, 202, {"location": location}, media_type="application/json")
+    store = service.backend.idempotency
+    fingerprint = hashlib.sha256(body).hexdigest()
+    stored = store.begin(tenant, idempotency_key, fingerprint, time.time())
+    if stored is None:
+        try:
+            content, location = await run_in_threadpool(_submit, service, tenant, create)
+        except FanoutError:
+            store.abandon(tenant, idempotency_key)
+            raise
+        stored = location.encode() + b"\n" + content
+        store.finish(tenant, idempotency_key, stored)
+    location, _, content = stored.partition(b"\n")
+    headers = {"location": location.decode(), "idempotency-key": idempotency_key}
+    return Response(content, 202, headers, media_type="application/json")
+
+
+@router.get("", response_model=JobsPublic)
+async def list_jobs(
+    service: Service,
+    tenant: Tenant,
+    status: JobStatus | None = None,
+    cursor: Annotated[str | None, Query(pattern=r"^\d+$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """The caller's jobs, newest first."""
+    page = service.list(tenant, status, cursor, limit)
+    return json_response(
+        {"items": [public_job(job) for job in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+async def get_job(job_id: str, service: Service, tenant: Tenant) -> Response:
+    return json_response(public_job(service.get(tenant, JobId(job_id))))
+
+
+@router.patch("/{job_id}", response_model=JobPublic)
+async def update_job(job_id: str, patch: JobPatch, service: Service, tenant: Tenant) -> Response:
+    """Change `max_concurrency` while the job runs; a wider window releases chunks at once."""
+    job = service.set_max_concurrency(tenant, JobId(job_id), patch.max_concurrency)
+    return json_response(public_job(job))
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+async def cancel_job(job_id: str, service: Service, tenant: Tenant) -> Response:
+    """Stop the job; items without an outcome end as cancelled. 409 if it had already ended."""
+    return json_response(public_job(service.cancel(tenant, JobId(job_id))))
+
+
+def _stream(service: Fanout, job: Job) -> Iterator[bytes]:
+    for line in service.result_lines(job, 0, None):
+        yield line + b"\n"
+
+
+@router.get(
+    "/{job_id}/results",
+    response_model=ResultsPublic,
+    responses={200: {"content": {NDJSON: {}}}},
+)
+async def job_results(
+    job_id: str,
+    request: Request,
+    service: Service,
+    tenant: Tenant,
+    cursor: Annotated[str | None, Query(pattern=r"^\d+$")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    format: Annotated[str | None, Query(pattern="^(json|jsonl|ndjson)$")] = None,
+) -> Response:
+    """Outcomes in input order, whatever order the chunks finished in. Items without an outcome
+    yet read `pending` (`cancelled` once the job ended). `Accept: application/x-ndjson` or
+    `?format=jsonl` streams every item as JSON Lines."""
+    job = service.get(tenant, JobId(job_id))
+    if format in ("jsonl", "ndjson") or (
+        format is None and NDJSON in request.headers.get("accept", "")
+    ):
+        return StreamingResponse(_stream(service, job), media_type=NDJSON)
+    start = int(cursor or 0)
+    lines = list(service.result_lines(job, start, limit))
+    end = start + len(lines)
+    next_cursor = str(end) if end < job.total else None
+    body = b'{"items":[' + b",".join(lines) + b'],"next_cursor":' + to_json(next_cursor) + b"}"
+    return Response(body, media_type="application/json")

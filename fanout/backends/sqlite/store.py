@@ -1,0 +1,416 @@
+"""The job, chunk, outbox and idempotency stores on SQLite.
+
+Fan-in is exact because recording a chunk result is one transaction: insert the result only if
+the chunk is still live, move the job's counters, mark the chunk done and release the next chunk
+of the window. A repeat finds the chunk done and changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pydantic_core import from_json, to_json
+
+from fanout.backends.sqlite.db import Database
+from fanout.errors import IdempotencyConflict, IdempotencyMismatch
+from fanout.models import (
+    ChunkInput,
+    ChunkRef,
+    ChunkResult,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EventId,
+    Job,
+    JobId,
+    JobOptions,
+    JobStatus,
+    NewJob,
+    Page,
+    RecordOutcome,
+    TenantId,
+    WebhookEvent,
+)
+
+ACTIVE = ("queued", "running")
+IN_FLIGHT = ("released", "running")
+IDEMPOTENCY_TTL = 24 * 3600.0
+
+_JOB_COLUMNS = """
+    j.id, j.tenant, j.task, j.status, j.params, j.options, j.max_concurrency, j.webhook_url,
+    j.total, j.succeeded, j.failed, j.created_at, j.started_at, j.finished_at, j.reduce_value,
+    j.error,
+    (SELECT COALESCE(SUM(c."end" - c.start), 0) FROM chunks c
+        WHERE c.job_id = j.id AND c.state = 'running') AS running,
+    o.event_id, o.url, o.secret, o.payload, o.status, o.attempts, o.next_attempt_at, o.history
+"""
+_JOB_FROM = "FROM jobs j LEFT JOIN outbox o ON o.job_id = j.id"
+
+
+def _event(row: sqlite3.Row | tuple[Any, ...], offset: int, job_id: str) -> WebhookEvent | None:
+    event_id, url, secret, payload, status, attempts, next_at, history = row[offset : offset + 8]
+    if event_id is None:
+        return None
+    return WebhookEvent(
+        id=EventId(event_id),
+        job_id=JobId(job_id),
+        url=url,
+        secret=secret,
+        payload=payload,
+        status=DeliveryStatus(status),
+        attempts=attempts,
+        next_attempt_at=next_at,
+        history=tuple(DeliveryAttempt(**a) for a in from_json(history)),
+    )
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    options = JobOptions(**from_json(row[5]))
+    return Job(
+        id=JobId(row[0]),
+        tenant=TenantId(row[1]),
+        task=row[2],
+        status=JobStatus(row[3]),
+        params=from_json(row[4]),
+        options=dataclasses.replace(options, max_concurrency=row[6]),
+        webhook_url=row[7],
+        total=row[8],
+        succeeded=row[9],
+        failed=row[10],
+        created_at=row[11],
+        started_at=row[12],
+        finished_at=row[13],
+        reduce_value=None if row[14] is None else from_json(row[14]),
+        error=row[15],
+        running=row[16],
+        event=_event(row, 17, row[0]),
+    )
+
+
+def _refs(job_id: JobId, rows: list[tuple[int, int]]) -> list[ChunkRef]:
+    return [ChunkRef(job_id, start, end) for start, end in rows]
+
+
+class SqliteStore:
+    """Implements JobStore, ChunkStore, Reconcilable, Outbox and IdempotencyStore."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def create_job(self, job: NewJob, chunks: Sequence[ChunkInput]) -> list[ChunkRef]:
+        deadline = (
+            job.created_at + job.options.timeout_seconds if job.options.timeout_seconds else None
+        )
+        window = job.options.max_concurrency
+        with self.db.write(durable=True) as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, tenant, task, status, params, options, max_concurrency,"
+                " webhook_url, webhook_secret, total, created_at, deadline, updated_at)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id, job.tenant, job.task, to_json(job.params),
+                    to_json(dataclasses.asdict(job.options)), window,
+                    job.webhook.url if job.webhook else None,
+                    job.webhook.secret if job.webhook else None,
+                    job.total, job.created_at, deadline, job.created_at,
+                ),
+            )
+            conn.executemany(
+                'INSERT INTO chunks (job_id, start, "end", state, items) VALUES (?, ?, ?, ?, ?)',
+                (
+                    (job.id, c.start, c.end, "released" if i < window else "pending", c.items_json)
+                    for i, c in enumerate(chunks)
+                ),
+            )
+        return [ChunkRef(job.id, c.start, c.end) for c in chunks[:window]]
+
+    def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:
+        row = self.db.connection().execute(
+            f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (job_id,)
+        ).fetchone()
+        if row is None or (tenant is not None and row[1] != tenant):
+            return None
+        return _job(row)
+
+    def list_jobs(
+        self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int
+    ) -> Page:
+        where, args = ["j.tenant = ?"], [tenant]
+        if status is not None:
+            where.append("j.status = ?")
+            args.append(status)
+        if cursor is not None:
+            where.append("j.seq < ?")
+            args.append(cursor)
+        rows = self.db.connection().execute(
+            f"SELECT {_JOB_COLUMNS}, j.seq {_JOB_FROM} WHERE {' AND '.join(where)}"
+            " ORDER BY j.seq DESC LIMIT ?",
+            (*args, limit + 1),
+        ).fetchall()
+        next_cursor = str(rows[limit - 1][-1]) if len(rows) > limit else None
+        return Page([_job(row) for row in rows[:limit]], next_cursor)
+
+    def set_max_concurrency(self, job_id: JobId, max_concurrency: int) -> list[ChunkRef]:
+        with self.db.write() as conn:
+            changed = conn.execute(
+                "UPDATE jobs SET max_concurrency = ? WHERE id = ? AND status IN (?, ?)",
+                (max_concurrency, job_id, *ACTIVE),
+            ).rowcount
+            return self._release(conn, job_id, max_concurrency) if changed else []
+
+    def result_blocks(self, job_id: JobId, start: int) -> Iterator[tuple[int, bytes]]:
+        """Each recorded chunk's (first index, outcome lines) from item `start` on, in order."""
+        conn = self.db.connection()
+        position = start
+        while True:
+            rows = conn.execute(
+                'SELECT start, lines, "end" FROM results WHERE job_id = ? AND "end" > ?'
+                " ORDER BY start LIMIT 64",
+                (job_id, position),
+            ).fetchall()
+            if not rows:
+                return
+            for first, lines, _ in rows:
+                yield first, lines
+            position = rows[-1][2]
+
+    def claim_completion(
+        self,
+        job_id: JobId,
+        status: JobStatus,
+        finished_at: float,
+        reduce_value: Any,
+        error: str | None,
+        event: WebhookEvent | None,
+    ) -> bool:
+        now = finished_at
+        with self.db.write() as conn:
+            claimed = conn.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, reduce_value = ?,"
+                " error = ? WHERE id = ? AND status IN (?, ?)",
+                (
+                    status, now, now, None if reduce_value is None else to_json(reduce_value),
+                    error, job_id, *ACTIVE,
+                ),
+            ).rowcount
+            if not claimed:
+                return False
+            # The inputs of chunks that will never run are dead weight now.
+            conn.execute(
+                "UPDATE chunks SET items = NULL WHERE job_id = ? AND items IS NOT NULL", (job_id,)
+            )
+            if event is not None:
+                conn.execute(
+                    "INSERT INTO outbox (event_id, job_id, url, secret, payload, status,"
+                    " next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                    (event.id, job_id, event.url, event.secret, event.payload, now),
+                )
+            return True
+
+    def webhook_secret(self, job_id: JobId) -> str | None:
+        row = self.db.connection().execute(
+            "SELECT webhook_secret FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    # -- chunks -------------------------------------------------------------------------------
+
+    def start_chunk(self, chunk: ChunkRef, now: float) -> bytes | None:
+        with self.db.write() as conn:
+            row = conn.execute(
+                'SELECT c.state, c.items, j.status FROM chunks c JOIN jobs j ON j.id = c.job_id'
+                ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ?',
+                (chunk.job_id, chunk.start, chunk.end),
+            ).fetchone()
+            if row is None or row[0] not in IN_FLIGHT or row[2] not in ACTIVE:
+                return None
+            if row[0] != "running":
+                conn.execute(
+                    "UPDATE chunks SET state = 'running'"
+                    ' WHERE job_id = ? AND start = ? AND "end" = ?',
+                    (chunk.job_id, chunk.start, chunk.end),
+                )
+            conn.execute(
+                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?),"
+                " updated_at = ? WHERE id = ?",
+                (now, now, chunk.job_id),
+            )
+            items: bytes = row[1]
+            return items
+
+    def record_chunk_result(self, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
+        with self.db.write() as conn:
+            row = conn.execute(
+                "SELECT c.state, j.status, j.total, j.succeeded, j.failed, j.max_concurrency"
+                ' FROM chunks c JOIN jobs j ON j.id = c.job_id'
+                ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ?',
+                (chunk.job_id, chunk.start, chunk.end),
+            ).fetchone()
+            if row is None or row[0] not in IN_FLIGHT or row[1] not in ACTIVE:
+                return RecordOutcome(counted=False)
+            _, _, total, succeeded, failed, window = row
+            conn.execute(
+                'INSERT INTO results (job_id, start, "end", lines) VALUES (?, ?, ?, ?)',
+                (chunk.job_id, chunk.start, chunk.end, result.lines),
+            )
+            conn.execute(
+                "UPDATE chunks SET state = 'done', items = NULL"
+                ' WHERE job_id = ? AND start = ? AND "end" = ?',
+                (chunk.job_id, chunk.start, chunk.end),
+            )
+            conn.execute(
+                "UPDATE jobs SET succeeded = succeeded + ?, failed = failed + ?, updated_at = ?"
+                " WHERE id = ?",
+                (result.succeeded, result.failed, time.time(), chunk.job_id),
+            )
+            complete = succeeded + failed + result.succeeded + result.failed == total
+            released = [] if complete else self._release(conn, chunk.job_id, window)
+            return RecordOutcome(counted=True, released=released, complete=complete)
+
+    def split_chunk(self, chunk: ChunkRef) -> list[ChunkRef]:
+        with self.db.write() as conn:
+            row = conn.execute(
+                'SELECT c.state, c.items, j.status FROM chunks c JOIN jobs j ON j.id = c.job_id'
+                ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ?',
+                (chunk.job_id, chunk.start, chunk.end),
+            ).fetchone()
+            if row is None or row[0] not in IN_FLIGHT or row[2] not in ACTIVE or chunk.size < 2:
+                return []
+            items = from_json(row[1])
+            middle = chunk.size // 2
+            halves = [
+                (ChunkRef(chunk.job_id, chunk.start, chunk.start + middle), items[:middle]),
+                (ChunkRef(chunk.job_id, chunk.start + middle, chunk.end), items[middle:]),
+            ]
+            conn.execute(
+                "UPDATE chunks SET state = 'split', items = NULL"
+                ' WHERE job_id = ? AND start = ? AND "end" = ?',
+                (chunk.job_id, chunk.start, chunk.end),
+            )
+            conn.executemany(
+                'INSERT INTO chunks (job_id, start, "end", state, items)'
+                " VALUES (?, ?, ?, 'released', ?)",
+                ((half.job_id, half.start, half.end, to_json(part)) for half, part in halves),
+            )
+            return [half for half, _ in halves]
+
+    def release_window(self, job_id: JobId) -> list[ChunkRef]:
+        with self.db.write() as conn:
+            row = conn.execute(
+                "SELECT max_concurrency FROM jobs WHERE id = ? AND status IN (?, ?)",
+                (job_id, *ACTIVE),
+            ).fetchone()
+            if row is None:
+                return []
+            conn.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (time.time(), job_id))
+            in_flight = conn.execute(
+                'SELECT start, "end" FROM chunks WHERE job_id = ? AND state IN (?, ?)',
+                (job_id, *IN_FLIGHT),
+            ).fetchall()
+            return _refs(job_id, in_flight) + self._release(conn, job_id, row[0])
+
+    def _release(self, conn: sqlite3.Connection, job_id: JobId, window: int) -> list[ChunkRef]:
+        """Release pending chunks, in input order, until `window` chunks are in flight."""
+        (in_flight,) = conn.execute(
+            "SELECT COUNT(*) FROM chunks WHERE job_id = ? AND state IN (?, ?)",
+            (job_id, *IN_FLIGHT),
+        ).fetchone()
+        if in_flight >= window:
+            return []
+        rows = conn.execute(
+            "SELECT start, \"end\" FROM chunks WHERE job_id = ? AND state = 'pending'"
+            " ORDER BY start LIMIT ?",
+            (job_id, window - in_flight),
+        ).fetchall()
+        conn.executemany(
+            "UPDATE chunks SET state = 'released' WHERE job_id = ? AND start = ? AND \"end\" = ?",
+            ((job_id, start, end) for start, end in rows),
+        )
+        return _refs(job_id, rows)
+
+    # -- reconciler ---------------------------------------------------------------------------
+
+    def jobs_to_reconcile(self, now: float, stale_after: float) -> list[Job]:
+        rows = self.db.connection().execute(
+            f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.status IN (?, ?) AND"
+            " (j.succeeded + j.failed = j.total OR j.deadline < ? OR j.updated_at < ?)",
+            (*ACTIVE, now, now - stale_after),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    def due_events(self, now: float, limit: int) -> list[WebhookEvent]:
+        rows = self.db.connection().execute(
+            "SELECT event_id, url, secret, payload, status, attempts, next_attempt_at, history,"
+            " job_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [e for row in rows if (e := _event(row, 0, row[8])) is not None]
+
+    def record_attempt(
+        self,
+        event_id: EventId,
+        at: float,
+        status_code: int | None,
+        error: str | None,
+        next_attempt_at: float | None,
+        delivered: bool,
+    ) -> None:
+        if delivered:
+            status = DeliveryStatus.DELIVERED
+        elif next_attempt_at is None:
+            status = DeliveryStatus.FAILED
+        else:
+            status = DeliveryStatus.PENDING
+        attempt = to_json({"at": at, "status_code": status_code, "error": error}).decode()
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, status = ?,"
+                " next_attempt_at = COALESCE(?, next_attempt_at),"
+                " history = json_insert(history, '$[#]', json(?)) WHERE event_id = ?",
+                (status, next_attempt_at, attempt, event_id),
+            )
+
+    # -- idempotency keys ---------------------------------------------------------------------
+
+    def begin(self, tenant: TenantId, key: str, fingerprint: str, now: float) -> bytes | None:
+        with self.db.write() as conn:
+            row = conn.execute(
+                "SELECT fingerprint, response, created_at FROM idempotency"
+                " WHERE tenant = ? AND key = ?",
+                (tenant, key),
+            ).fetchone()
+            if row is None or row[2] < now - IDEMPOTENCY_TTL:
+                conn.execute(
+                    "INSERT OR REPLACE INTO idempotency (tenant, key, fingerprint, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (tenant, key, fingerprint, now),
+                )
+                return None
+            if row[0] != fingerprint:
+                raise IdempotencyMismatch(key)
+            if row[1] is None:
+                raise IdempotencyConflict(key)
+            response: bytes = row[1]
+            return response
+
+    def finish(self, tenant: TenantId, key: str, response: bytes) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE idempotency SET response = ? WHERE tenant = ? AND key = ?",
+                (response, tenant, key),
+            )
+
+    def abandon(self, tenant: TenantId, key: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "DELETE FROM idempotency WHERE tenant = ? AND key = ? AND response IS NULL",
+                (tenant, key),
+            )

@@ -1,0 +1,106 @@
+"""`fanout serve` and `fanout worker`."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from fanout.settings import Settings
+
+app = typer.Typer(help="fanout: fan a job's items out to workers and the results back in.",
+                  no_args_is_help=True)
+console = Console(stderr=True)
+
+Host = Annotated[str | None, typer.Option(help="Address to listen on [FANOUT_HOST].")]
+Port = Annotated[int | None, typer.Option(help="Port to listen on [FANOUT_PORT].")]
+Workers = Annotated[
+    int | None, typer.Option("--workers", "-w", help="Worker processes [FANOUT_WORKERS; CPUs].")
+]
+DataDir = Annotated[
+    Path | None, typer.Option(help="Where the SQLite file lives [FANOUT_DATA_DIR; .fanout].")
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(host: Host = None, port: Port = None, workers: Workers = None,
+          data_dir: DataDir = None) -> None:
+    """Run the API, N worker processes, the webhook notifier and the reconciler."""
+    import uvicorn
+
+    from api.app import create_app
+    from fanout.wiring import build
+    from workers.local import Loop, Notifier, Supervisor
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings(host=host, port=port, workers=workers, data_dir=data_dir)
+    if not settings.api_keys and not _is_loopback(settings.host):
+        console.print(f"[yellow]No API keys configured (FANOUT_API_KEYS): listening on 127.0.0.1"
+                      f" instead of {settings.host}.[/]")
+        settings = settings.model_copy(update={"host": "127.0.0.1"})
+    elif not settings.api_keys:
+        console.print("[yellow]No API keys configured (FANOUT_API_KEYS): every caller is one"
+                      " tenant, so the server listens on loopback only.[/]")
+    service = build(settings)
+    supervisor = Supervisor(settings, service, settings.workers)
+    notifier = Notifier(service)
+    loops = [Loop("notifier", 0.05, notifier.step),
+             Loop("reconciler", settings.reconcile_interval, service.reconcile)]
+    supervisor.start()
+    for loop in loops:
+        loop.start()
+    console.print(f"fanout serving on http://{settings.host}:{settings.port} with"
+                  f" {settings.workers} workers; data in {settings.data_dir.resolve()}")
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings, service), host=settings.host, port=settings.port,
+        access_log=False, log_level="warning",
+    ))
+    try:
+        server.run()
+    finally:
+        for loop in loops:
+            loop.stop()
+        notifier.close()
+        supervisor.stop()
+        console.print("fanout stopped; unfinished jobs resume at the next start.")
+
+
+@app.command()
+def worker(workers: Workers = None, data_dir: DataDir = None) -> None:
+    """Run worker processes only, against the same data directory as a `fanout serve`."""
+    from fanout.wiring import build
+    from workers.local import Supervisor
+
+    settings = _settings(workers=workers, data_dir=data_dir)
+    supervisor = Supervisor(settings, build(settings), settings.workers)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    supervisor.start()
+    console.print(f"fanout worker: {settings.workers} processes on {settings.data_dir.resolve()}")
+    while not stop.wait(1.0):
+        pass
+    supervisor.stop()
+
+
+def main() -> None:  # pragma: no cover - the console script calls `app`
+    app()

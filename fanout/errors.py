@@ -1,0 +1,42 @@
+"""The errors the core raises; adapters translate vendor errors into these."""
+
+
+class FanoutError(Exception):
+    """Base class of every error the core raises on purpose."""
+
+
+class JobNotFound(FanoutError):
+    """No such job for this tenant (another tenant's job is not found either)."""
+
+
+class JobFinished(FanoutError):
+    """The job is already terminal, so it cannot be changed."""
+
+
+class InvalidJob(FanoutError):
+    """The submission is not acceptable; `errors` names the fields or item indices."""
+
+    def __init__(self, title: str, errors: list[dict[str, object]]) -> None:
+        super().__init__(title)
+        self.title = title
+        self.errors = errors
+
+
+class IdempotencyConflict(FanoutError):
+    """A request with the same key is still being processed."""
+
+
+class IdempotencyMismatch(FanoutError):
+    """The key was used before with a different request body."""
+
+
+class Retry(Exception):  # noqa: N818 - the public name users raise, like Celery's `Retry`
+    """Raised by a task to have the item retried with backoff (up to `max_attempts`)."""
+
+    def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class TaskTimeout(Exception):  # noqa: N818 - shown to users as the error type of a timed-out item
+    """An item ran past its task's timeout; retried like `Retry`."""

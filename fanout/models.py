@@ -1,0 +1,168 @@
+"""The domain's nouns: jobs, chunks, outcomes, webhook events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NewType
+
+JobId = NewType("JobId", str)
+TenantId = NewType("TenantId", str)
+EventId = NewType("EventId", str)
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    chunk_size: int
+    max_concurrency: int
+    max_attempts: int
+    tolerated_failure_count: int | None = None
+    tolerated_failure_percentage: float | None = None
+    timeout_seconds: float | None = None
+    reduce: str | None = None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """Items `start` (inclusive) to `end` (exclusive) of one job: what a queue message carries."""
+
+    job_id: JobId
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class ChunkInput:
+    start: int
+    end: int
+    items_json: bytes
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One outcome line per item, as JSON Lines in input order, with the chunk's tallies."""
+
+    succeeded: int
+    failed: int
+    lines: bytes
+
+
+@dataclass(frozen=True)
+class NewJob:
+    id: JobId
+    tenant: TenantId
+    task: str
+    params: dict[str, Any]
+    options: JobOptions
+    webhook: Webhook | None
+    total: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    at: float
+    status_code: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One completion event in the outbox; `id` is the Standard Webhooks `webhook-id`."""
+
+    id: EventId
+    job_id: JobId
+    url: str
+    secret: str
+    payload: bytes
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: float
+    history: tuple[DeliveryAttempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Job:
+    id: JobId
+    tenant: TenantId
+    task: str
+    status: JobStatus
+    params: dict[str, Any]
+    options: JobOptions
+    webhook_url: str | None
+    total: int
+    succeeded: int
+    failed: int
+    running: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    reduce_value: Any = None
+    error: str | None = None
+    event: WebhookEvent | None = None
+
+    @property
+    def cancelled(self) -> int:
+        """Items that never got an outcome because the job ended first."""
+        if not self.status.terminal:
+            return 0
+        return self.total - self.succeeded - self.failed
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.succeeded - self.failed - self.running - self.cancelled
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What recording a chunk result did: `counted` is False for a repeat or a dead chunk."""
+
+    counted: bool
+    released: list[ChunkRef] = field(default_factory=list)
+    complete: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A received queue message: the chunk, its receipt handle and how often it was received."""
+
+    chunk: ChunkRef
+    receipt: str
+    receive_count: int

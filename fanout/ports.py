@@ -1,0 +1,130 @@
+"""The narrow interfaces the core needs from a backend.
+
+Every operation is atomic and safe to repeat. Adapters translate their vendor's errors into
+`fanout.errors`; no transaction handle appears in a signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from fanout.models import (
+    ChunkInput,
+    ChunkRef,
+    ChunkResult,
+    Delivery,
+    EventId,
+    Job,
+    JobId,
+    JobStatus,
+    NewJob,
+    Page,
+    RecordOutcome,
+    TenantId,
+    WebhookEvent,
+)
+
+
+class JobStore(Protocol):
+    def create_job(self, job: NewJob, chunks: Sequence[ChunkInput]) -> list[ChunkRef]:
+        """Store the job and all chunk inputs at once (all or nothing); mark the first
+        `max_concurrency` chunks released and return them for sending."""
+        ...
+
+    def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:
+        """The job, or None if it does not exist or belongs to another tenant."""
+        ...
+
+    def list_jobs(
+        self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int
+    ) -> Page: ...
+
+    def set_max_concurrency(self, job_id: JobId, max_concurrency: int) -> list[ChunkRef]:
+        """Change the window of a non-terminal job; return chunks the wider window releases."""
+        ...
+
+    def result_blocks(self, job_id: JobId, start: int) -> Iterator[tuple[int, bytes]]:
+        """Each recorded chunk that ends after item `start`, in input order, as (its first item's
+        index, its outcome lines joined by newlines). Chunks not yet recorded are absent."""
+        ...
+
+    def webhook_secret(self, job_id: JobId) -> str | None: ...
+
+    def claim_completion(
+        self, job_id: JobId, status: JobStatus, finished_at: float, reduce_value: Any,
+        error: str | None, event: WebhookEvent | None,
+    ) -> bool:
+        """Move a non-terminal job to `status` and queue its completion event, at most once:
+        True for the one caller that made the transition, False for everyone after."""
+        ...
+
+
+class ChunkStore(Protocol):
+    def start_chunk(self, chunk: ChunkRef, now: float) -> bytes | None:
+        """Mark a live chunk running and return its items as a JSON array; None when the chunk
+        is done, split, or its job is terminal (the message is then just deleted)."""
+        ...
+
+    def record_chunk_result(self, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
+        """Store the result and move the job's counters, only on the first record of a live
+        chunk; release the next chunks of the window. Safe to repeat."""
+        ...
+
+    def split_chunk(self, chunk: ChunkRef) -> list[ChunkRef]:
+        """Replace a live chunk of two or more items by its two halves, released at once.
+        Returns [] if the chunk was already recorded or split."""
+        ...
+
+    def release_window(self, job_id: JobId) -> list[ChunkRef]:
+        """Re-release what a crash may have left unreleased: every chunk that should be in the
+        queue. Sending a chunk twice is harmless; never sending it is a bug."""
+        ...
+
+
+class Reconcilable(Protocol):
+    def jobs_to_reconcile(self, now: float, stale_after: float) -> list[Job]:
+        """Non-terminal jobs that are complete, past their deadline, or idle for `stale_after`."""
+        ...
+
+
+class Outbox(Protocol):
+    def due_events(self, now: float, limit: int) -> list[WebhookEvent]: ...
+
+    def record_attempt(
+        self, event_id: EventId, at: float, status_code: int | None, error: str | None,
+        next_attempt_at: float | None, delivered: bool,
+    ) -> None:
+        """Append an attempt; `next_attempt_at` None with `delivered` False gives up."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    def begin(self, tenant: TenantId, key: str, fingerprint: str, now: float) -> bytes | None:
+        """Claim the key. Returns the stored response for a finished identical request, None when
+        the caller now owns the key. Raises IdempotencyConflict while another request holds it,
+        IdempotencyMismatch when the key was used with a different body."""
+        ...
+
+    def finish(self, tenant: TenantId, key: str, response: bytes) -> None: ...
+
+    def abandon(self, tenant: TenantId, key: str) -> None:
+        """Release a key whose request failed, so the client may retry with it."""
+        ...
+
+
+class ChunkQueue(Protocol):
+    """A queue with SQS semantics: visibility timeout, receive count, dead letters."""
+
+    def send(self, chunks: Sequence[ChunkRef]) -> None: ...
+
+    def receive(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
+        """Deliveries whose receive count is at most the queue's limit; messages received
+        more often than that move to the dead letters instead."""
+        ...
+
+    def delete(self, receipt: str) -> None: ...
+
+    def extend(self, receipt: str, visibility_timeout: float) -> None: ...
+
+    def receive_dead(self, max_messages: int, visibility_timeout: float) -> list[Delivery]: ...

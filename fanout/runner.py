@@ -1,0 +1,158 @@
+"""Run one chunk's items through a task: retries with backoff, timeouts, one outcome line each."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import from_json, to_json
+
+from fanout.errors import Retry, TaskTimeout
+from fanout.models import ChunkResult
+from fanout.tasks import TaskDef
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    max_attempts: int
+    async_concurrency: int
+    backoff_base: float
+    backoff_max: float
+
+    def delay(self, attempt: int, error: BaseException) -> float:
+        """Exponential backoff with full jitter, or the delay the task asked for."""
+        if isinstance(error, Retry) and error.delay is not None:
+            return error.delay
+        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+
+
+class _Failure:
+    def __init__(self, error: BaseException, attempts: int) -> None:
+        self.error = error
+        self.attempts = attempts
+
+    def line(self, index: int) -> bytes:
+        error = {
+            "type": type(self.error).__name__,
+            "message": str(self.error),
+            "attempts": self.attempts,
+        }
+        return to_json({"index": index, "status": "failed", "error": error})
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, Retry | TaskTimeout | TimeoutError)
+
+
+@contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Interrupt a sync task after `seconds` (SIGALRM, as rq's death penalty does); only in the
+    main thread, where Python delivers signals."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TaskTimeout(f"item ran past the task's timeout of {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _call_sync(task: TaskDef, item: Any, params: dict[str, Any], policy: RunPolicy) -> Any:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with _alarm(task.timeout):
+                return task.fn(item, params) if task.takes_params else task.fn(item)
+        except Exception as error:
+            if not _retryable(error) or attempt >= policy.max_attempts:
+                return _Failure(error, attempt)
+            time.sleep(policy.delay(attempt, error))
+
+
+async def _call_async(
+    task: TaskDef, item: Any, params: dict[str, Any], policy: RunPolicy, gate: asyncio.Semaphore
+) -> Any:
+    attempt = 0
+    async with gate:
+        while True:
+            attempt += 1
+            try:
+                call = task.fn(item, params) if task.takes_params else task.fn(item)
+                return await asyncio.wait_for(call, task.timeout)
+            except Exception as error:
+                if not _retryable(error) or attempt >= policy.max_attempts:
+                    return _Failure(error, attempt)
+                await asyncio.sleep(policy.delay(attempt, error))
+
+
+async def _gather(
+    task: TaskDef, items: list[Any], params: dict[str, Any], policy: RunPolicy
+) -> list[Any]:
+    gate = asyncio.Semaphore(policy.async_concurrency)
+    return await asyncio.gather(*(_call_async(task, i, params, policy, gate) for i in items))
+
+
+def _validated(task: TaskDef, items_json: bytes) -> list[Any]:
+    """Items were validated at submit; a worker whose task changed since fails just the bad ones."""
+    try:
+        return task.items_adapter.validate_json(items_json)
+    except ValidationError:
+        adapter = task.items_adapter
+        items: list[Any] = []
+        for raw in from_json(items_json):
+            try:
+                items.append(adapter.validate_python([raw])[0])
+            except ValidationError as error:
+                items.append(_Failure(error, 0))
+        return items
+
+
+def run_chunk(
+    task: TaskDef, start: int, items_json: bytes, params: dict[str, Any], policy: RunPolicy
+) -> ChunkResult:
+    items = _validated(task, items_json)
+    valid = [item for item in items if not isinstance(item, _Failure)]
+    if task.is_async:
+        ran = iter(asyncio.run(_gather(task, valid, params, policy)))
+        outputs = [item if isinstance(item, _Failure) else next(ran) for item in items]
+    else:
+        outputs = [
+            item if isinstance(item, _Failure) else _call_sync(task, item, params, policy)
+            for item in items
+        ]
+    return _encode(task.output_adapter.dump_json, start, outputs)
+
+
+def _encode(dump: Callable[[Any], bytes], start: int, outputs: list[Any]) -> ChunkResult:
+    lines, failed = [], 0
+    for index, output in enumerate(outputs, start):
+        if not isinstance(output, _Failure):
+            try:
+                lines.append(b'{"index":%d,"status":"succeeded","output":%b}' % (index, dump(output)))
+                continue
+            except Exception as error:  # the task returned something its output type can't hold
+                output = _Failure(error, 1)
+        failed += 1
+        lines.append(output.line(index))
+    return ChunkResult(succeeded=len(outputs) - failed, failed=failed, lines=b"\n".join(lines))
+
+
+def failed_chunk(start: int, end: int, error: BaseException, attempts: int) -> ChunkResult:
+    """Every item of a chunk failed with the same error (a lost worker, an unknown task)."""
+    return _encode(lambda _: b"", start, [_Failure(error, attempts)] * (end - start))

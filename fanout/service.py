@@ -1,0 +1,401 @@
+"""The policy: what submitting, running, finishing and reconciling a job mean.
+
+`api/` and `workers/` call only this module. Every function here is safe to call again after a
+crash at any point: stores make each step idempotent, and the reconciler repeats what a crash cut
+short (release, finalize).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import from_json, to_json
+
+from fanout import runner, tasks, webhooks
+from fanout.errors import InvalidJob, JobFinished, JobNotFound
+from fanout.models import (
+    ChunkInput,
+    ChunkRef,
+    ChunkResult,
+    Delivery,
+    DeliveryStatus,
+    EventId,
+    Job,
+    JobId,
+    JobOptions,
+    JobStatus,
+    NewJob,
+    Page,
+    TenantId,
+    Webhook,
+    WebhookEvent,
+)
+from fanout.ports import ChunkQueue, ChunkStore, IdempotencyStore, JobStore, Outbox, Reconcilable
+from fanout.settings import Settings
+from fanout.views import public_job
+
+MAX_LISTED_ERRORS = 50
+
+
+class WorkerLost(Exception):  # noqa: N818 - the error type users see on a poison item
+    """The item's worker process died or hung on every delivery."""
+
+
+class TaskNotFound(Exception):  # noqa: N818 - the error type users see
+    """The worker has no task of this name (its module is not in FANOUT_TASKS)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The adapters one deployment wires together."""
+
+    jobs: JobStore
+    chunks: ChunkStore
+    queue: ChunkQueue
+    outbox: Outbox
+    idempotency: IdempotencyStore
+    reconcilable: Reconcilable
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    task: str
+    items: list[Any]
+    params: dict[str, Any]
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    chunk_size: int | None = None
+    max_concurrency: int | None = None
+    max_attempts: int | None = None
+    tolerated_failure_count: int | None = None
+    tolerated_failure_percentage: float | None = None
+    timeout_seconds: float | None = None
+    reduce: str | None = None
+
+
+def new_job_id() -> JobId:
+    """Time-ordered, so ids sort by creation like the listing does."""
+    return JobId(f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}")
+
+
+class Fanout:
+    def __init__(self, backend: Backend, settings: Settings) -> None:
+        self.backend = backend
+        self.settings = settings
+
+    # -- submit -------------------------------------------------------------------------------
+
+    def submit(self, tenant: TenantId, request: JobRequest) -> tuple[Job, str | None]:
+        """Validate, chunk and durably store a job, then release its first window. Returns the
+        job and the webhook secret if one was generated (shown to the client only this once).
+        Raises InvalidJob naming the fields or item indices; nothing is stored then."""
+        task = tasks.get_task(request.task)
+        if task is None:
+            raise InvalidJob(
+                "Unknown task",
+                [{"field": "task", "message": f"no task named {request.task!r}",
+                  "known": [t.name for t in tasks.all_tasks()]}],
+            )
+        if request.reduce is not None and tasks.get_reducer(request.reduce) is None:
+            raise InvalidJob(
+                "Unknown reducer",
+                [{"field": "reduce", "message": f"no reducer named {request.reduce!r}",
+                  "known": tasks.all_reducers()}],
+            )
+        if len(request.items) > self.settings.max_items:
+            raise InvalidJob(
+                "Too many items",
+                [{"field": "items", "message": f"at most {self.settings.max_items} items"}],
+            )
+        if request.webhook_url is not None:
+            try:
+                webhooks.check_url(request.webhook_url, self.settings.webhook_allow_networks)
+            except webhooks.UnsafeURL as error:
+                raise InvalidJob(
+                    "Webhook URL refused", [{"field": "webhook.url", "message": str(error)}]
+                ) from error
+        chunks = self._chunk(task, request)
+        options = self._options(request)
+        secret = request.webhook_secret or (webhooks.new_secret() if request.webhook_url else None)
+        new = NewJob(
+            id=new_job_id(),
+            tenant=tenant,
+            task=task.name,
+            params=request.params,
+            options=dataclasses.replace(options, chunk_size=chunks[0].end if chunks else 0),
+            webhook=Webhook(request.webhook_url, secret) if request.webhook_url and secret else None,
+            total=len(request.items),
+            created_at=time.time(),
+        )
+        released = self.backend.jobs.create_job(new, chunks)
+        self.backend.queue.send(released)
+        if new.total == 0:
+            self.finalize(new.id)
+        job = self.backend.jobs.get_job(new.id)
+        assert job is not None
+        return job, secret if request.webhook_secret is None else None
+
+    def _options(self, request: JobRequest) -> JobOptions:
+        return JobOptions(
+            chunk_size=request.chunk_size or 0,
+            max_concurrency=request.max_concurrency or self.settings.default_max_concurrency,
+            max_attempts=request.max_attempts or self.settings.default_max_attempts,
+            tolerated_failure_count=request.tolerated_failure_count,
+            tolerated_failure_percentage=request.tolerated_failure_percentage,
+            timeout_seconds=request.timeout_seconds,
+            reduce=request.reduce,
+        )
+
+    def _chunk(self, task: tasks.TaskDef, request: JobRequest) -> list[ChunkInput]:
+        """Group items by count and by bytes, as Step Functions' ItemBatcher does."""
+        adapter = task.items_adapter
+        try:
+            items = adapter.validate_python(request.items)
+        except ValidationError as error:
+            raise InvalidJob("Items do not match the task's input type", _item_errors(error))
+        size = request.chunk_size or max(
+            1, min(self.settings.max_chunk_items, math.ceil(len(items) / self.settings.target_chunks))
+        )
+        chunks: list[ChunkInput] = []
+        for start in range(0, len(items), size):
+            self._split_by_bytes(adapter, items, start, min(start + size, len(items)), chunks)
+        return chunks
+
+    def _split_by_bytes(
+        self, adapter: Any, items: list[Any], start: int, end: int, out: list[ChunkInput]
+    ) -> None:
+        encoded: bytes = adapter.dump_json(items[start:end])
+        if len(encoded) <= self.settings.max_chunk_bytes or end - start == 1:
+            out.append(ChunkInput(start, end, encoded))
+            return
+        middle = (start + end) // 2
+        self._split_by_bytes(adapter, items, start, middle, out)
+        self._split_by_bytes(adapter, items, middle, end, out)
+
+    # -- read ---------------------------------------------------------------------------------
+
+    def get(self, tenant: TenantId, job_id: JobId) -> Job:
+        job = self.backend.jobs.get_job(job_id, tenant)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def list(self, tenant: TenantId, status: JobStatus | None, cursor: str | None,
+             limit: int) -> Page:
+        return self.backend.jobs.list_jobs(tenant, status, cursor, limit)
+
+    def result_lines(self, job: Job, start: int, limit: int | None) -> Iterator[bytes]:
+        """Outcome lines in input order from `start`, `limit` of them (None: to the end). An item
+        with no outcome yet reads `pending`, or `cancelled` once the job has ended."""
+        stop = job.total if limit is None else min(job.total, start + limit)
+        gap = b"cancelled" if job.status.terminal else b"pending"
+        position = start
+        for first, lines in self.backend.jobs.result_blocks(job.id, start):
+            if position >= stop:
+                return
+            for index in range(position, min(first, stop)):
+                yield b'{"index":%d,"status":"%b"}' % (index, gap)
+            position = max(position, first)
+            block = lines.split(b"\n")[position - first : stop - first]
+            yield from block
+            position += len(block)
+        for index in range(position, stop):
+            yield b'{"index":%d,"status":"%b"}' % (index, gap)
+
+    # -- change -------------------------------------------------------------------------------
+
+    def cancel(self, tenant: TenantId, job_id: JobId) -> Job:
+        """Stop a job: chunks not yet started never run, and its items without an outcome count
+        as cancelled. Raises JobFinished if it had already ended."""
+        job = self.get(tenant, job_id)
+        if job.status.terminal:
+            raise JobFinished(job_id)
+        if not self._complete(job, JobStatus.CANCELLED, None, "cancelled by the client"):
+            raise JobFinished(job_id)
+        return self.get(tenant, job_id)
+
+    def set_max_concurrency(self, tenant: TenantId, job_id: JobId, value: int) -> Job:
+        job = self.get(tenant, job_id)
+        if job.status.terminal:
+            raise JobFinished(job_id)
+        self.backend.queue.send(self.backend.jobs.set_max_concurrency(job_id, value))
+        return self.get(tenant, job_id)
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def process(self, delivery: Delivery) -> None:
+        """Run one delivered chunk and record it. A chunk that is no longer live (done, split, or
+        its job ended) is acknowledged without running."""
+        chunk = delivery.chunk
+        items = self.backend.chunks.start_chunk(chunk, time.time())
+        job = self.backend.jobs.get_job(chunk.job_id) if items is not None else None
+        if items is not None and job is not None:
+            task = tasks.get_task(job.task)
+            if task is None:
+                result = runner.failed_chunk(
+                    chunk.start, chunk.end, TaskNotFound(f"no task named {job.task!r}"), 0
+                )
+            else:
+                policy = runner.RunPolicy(
+                    max_attempts=task.max_attempts or job.options.max_attempts,
+                    async_concurrency=self.settings.async_concurrency,
+                    backoff_base=self.settings.retry_backoff_base,
+                    backoff_max=self.settings.retry_backoff_max,
+                )
+                result = runner.run_chunk(task, chunk.start, items, job.params, policy)
+            self._record(chunk, result)
+        self.backend.queue.delete(delivery.receipt)
+
+    def process_dead_letter(self, delivery: Delivery) -> None:
+        """A chunk that killed or hung its worker on every delivery: split it in two (as Lambda's
+        BisectBatchOnFunctionError does) until the item responsible is alone, then fail that item
+        only."""
+        chunk = delivery.chunk
+        if chunk.size > 1:
+            self.backend.queue.send(self.backend.chunks.split_chunk(chunk))
+        else:
+            lost = WorkerLost(
+                f"the worker died or hung on each of {self.settings.max_receive_count} deliveries"
+            )
+            self._record(
+                chunk,
+                runner.failed_chunk(chunk.start, chunk.end, lost, self.settings.max_receive_count),
+            )
+        self.backend.queue.delete(delivery.receipt)
+
+    def _record(self, chunk: ChunkRef, result: ChunkResult) -> None:
+        outcome = self.backend.chunks.record_chunk_result(chunk, result)
+        self.backend.queue.send(outcome.released)
+        if outcome.complete:
+            self.finalize(chunk.job_id)
+
+    # -- finish -------------------------------------------------------------------------------
+
+    def finalize(self, job_id: JobId) -> bool:
+        """Decide a complete job's status, run its reducer over the ordered outputs, and queue its
+        completion event, exactly once (the store's claim decides the one winner)."""
+        job = self.backend.jobs.get_job(job_id)
+        if job is None or job.status.terminal:
+            return False
+        status = JobStatus.FAILED if self._over_tolerance(job) else JobStatus.SUCCEEDED
+        error = (
+            f"{job.failed} of {job.total} items failed, more than tolerated"
+            if status is JobStatus.FAILED
+            else None
+        )
+        value = None
+        if job.options.reduce is not None:
+            try:
+                value = self._reduce(job)
+            except Exception as failure:
+                status = JobStatus.FAILED
+                error = f"reducer {job.options.reduce!r} raised {type(failure).__name__}: {failure}"
+        return self._complete(job, status, value, error)
+
+    def _over_tolerance(self, job: Job) -> bool:
+        """Step Functions' Map semantics: no tolerance given means none; either limit exceeded
+        fails the job."""
+        count, percentage = job.options.tolerated_failure_count, job.options.tolerated_failure_percentage
+        if count is None and percentage is None:
+            return job.failed > 0
+        return (count is not None and job.failed > count) or (
+            percentage is not None and job.failed * 100 > percentage * job.total
+        )
+
+    def _reduce(self, job: Job) -> Any:
+        reduce = tasks.get_reducer(job.options.reduce or "")
+        if reduce is None:
+            raise LookupError("reducer is not registered in this process")
+        outputs = []
+        for _, lines in self.backend.jobs.result_blocks(job.id, 0):
+            for outcome in from_json(b"[" + lines.replace(b"\n", b",") + b"]"):
+                if outcome["status"] == "succeeded":
+                    outputs.append(outcome["output"])
+        return reduce(outputs)
+
+    def _complete(self, job: Job, status: JobStatus, value: Any, error: str | None) -> bool:
+        now = time.time()
+        event = None
+        if job.webhook_url is not None:
+            secret = self._secret(job.id)
+            final = dataclasses.replace(
+                job, status=status, finished_at=now, reduce_value=value, error=error, running=0,
+                event=None,
+            )
+            payload = {
+                "type": f"job.{status.value}",
+                "timestamp": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
+                "data": public_job(final),
+            }
+            event = WebhookEvent(
+                id=EventId(f"evt_{job.id}"), job_id=job.id, url=job.webhook_url, secret=secret,
+                payload=to_json(payload), status=DeliveryStatus.PENDING, attempts=0,
+                next_attempt_at=now,
+            )
+        return self.backend.jobs.claim_completion(job.id, status, now, value, error, event)
+
+    def _secret(self, job_id: JobId) -> str:
+        secret = self.backend.jobs.webhook_secret(job_id)
+        assert secret is not None, "a job with a webhook URL always has its secret"
+        return secret
+
+    # -- reconcile and notify -----------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Finish what crashes left: finalize complete jobs, fail jobs past their deadline,
+        re-release the window of idle jobs."""
+        now = time.time()
+        for job in self.backend.reconcilable.jobs_to_reconcile(now, self.settings.stale_after):
+            if job.succeeded + job.failed == job.total:
+                self.finalize(job.id)
+            elif job.options.timeout_seconds and now > job.created_at + job.options.timeout_seconds:
+                self._complete(
+                    job, JobStatus.FAILED, None,
+                    f"timed out after {job.options.timeout_seconds} s",
+                )
+            else:
+                self.backend.queue.send(self.backend.chunks.release_window(job.id))
+
+    def deliver(self, event: WebhookEvent, client: Any) -> webhooks.Attempt:
+        """One delivery attempt of a completion event, recorded on the outbox."""
+        attempt = webhooks.send(
+            event, client, self.settings.webhook_allow_networks, self.settings.webhook_timeout
+        )
+        self.backend.outbox.record_attempt(
+            event.id,
+            time.time(),
+            attempt.status_code,
+            attempt.error,
+            webhooks.next_attempt_at(
+                attempt,
+                event.attempts + 1,
+                self.settings.webhook_max_attempts,
+                self.settings.webhook_backoff_base,
+                self.settings.webhook_backoff_max,
+            ),
+            attempt.delivered,
+        )
+        return attempt
+
+
+def _item_errors(error: ValidationError) -> list[dict[str, object]]:
+    listed: list[dict[str, object]] = []
+    for detail in error.errors(include_url=False)[:MAX_LISTED_ERRORS]:
+        loc = detail["loc"]
+        listed.append(
+            {
+                "index": loc[0] if loc else None,
+                "field": "items" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                                           for part in loc),
+                "message": detail["msg"],
+            }
+        )
+    return listed

@@ -1,0 +1,70 @@
+"""Configuration from `FANOUT_*` environment variables, the same on Lambda and on a laptop."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FANOUT_", extra="ignore")
+
+    data_dir: Path = Path(".fanout")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    tasks: Annotated[list[str], NoDecode] = []
+    # Each key is a tenant: "key1:tenant-a,key2:tenant-b" (a key alone is its own tenant).
+    api_keys: Annotated[list[str], NoDecode] = []
+    webhook_allow_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+                                      NoDecode] = []
+
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_items: int = 1_000_000
+    # Chunking, as Step Functions' ItemBatcher: by count and by bytes.
+    max_chunk_items: int = 1000
+    max_chunk_bytes: int = 256 * 1024
+    target_chunks: int = 64
+    default_max_concurrency: int = 16
+    default_max_attempts: int = 3
+    async_concurrency: int = 100
+
+    visibility_timeout: float = 60.0
+    max_receive_count: int = 3
+    chunk_timeout: float = 900.0
+    reconcile_interval: float = 5.0
+    stale_after: float = 600.0
+    poll_interval: float = 0.02
+
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_base: float = 1.0
+    webhook_backoff_max: float = 600.0
+    retry_backoff_base: float = 0.1
+    retry_backoff_max: float = 30.0
+
+    _split_csv = field_validator("tasks", "api_keys", "webhook_allow_networks", mode="before")(
+        _csv
+    )
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "fanout.db"
+
+    def tenants_by_key(self) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for entry in self.api_keys:
+            key, _, tenant = entry.partition(":")
+            keys[key] = tenant or key
+        return keys

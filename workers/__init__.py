@@ -1,0 +1,1 @@
+"""The queue edge: poll loops and the local process runtime, calling `fanout.service`."""
