@@ -31,7 +31,8 @@ def get_tenant(request: Request) -> TenantId:
             if hmac.compare_digest(key.encode(), token.strip().encode()):
                 return TenantId(tenant)
     raise Problem(
-        401, "Send a configured API key as `Authorization: Bearer <key>`.",
+        401,
+        "Send a configured API key as `Authorization: Bearer <key>`.",
         headers={"www-authenticate": "Bearer"},
     )
 

@@ -24,8 +24,13 @@ MEDIA_TYPE = "application/problem+json"
 
 class Problem(Exception):
     def __init__(
-        self, status: int, detail: str, *, title: str | None = None,
-        errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -80,7 +85,8 @@ def install(app: FastAPI) -> None:
 
     async def on_http(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
-        problem = Problem(error.status_code, str(error.detail), headers=error.headers)
+        headers = dict(error.headers) if error.headers else None
+        problem = Problem(error.status_code, str(error.detail), headers=headers)
         return problem_response(request, problem)
 
     app.add_exception_handler(Problem, on_problem)

@@ -32,7 +32,7 @@ def sha256(text: str, params: dict[str, Any]) -> str:
 
 
 @reducer
-def sum(outputs: list[Any]) -> Any:  # noqa: A001 - registered under the name users type
+def sum(outputs: list[Any]) -> Any:
     total: Any = 0
     for value in outputs:
         total += value

@@ -14,8 +14,9 @@ from rich.console import Console
 
 from fanout.settings import Settings
 
-app = typer.Typer(help="fanout: fan a job's items out to workers and the results back in.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="fanout: fan a job's items out to workers and the results back in.", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 Host = Annotated[str | None, typer.Option(help="Address to listen on [FANOUT_HOST].")]
@@ -42,8 +43,9 @@ def _is_loopback(host: str) -> bool:
 
 
 @app.command()
-def serve(host: Host = None, port: Port = None, workers: Workers = None,
-          data_dir: DataDir = None) -> None:
+def serve(
+    host: Host = None, port: Port = None, workers: Workers = None, data_dir: DataDir = None
+) -> None:
     """Run the API, N worker processes, the webhook notifier and the reconciler."""
     import uvicorn
 
@@ -54,26 +56,39 @@ def serve(host: Host = None, port: Port = None, workers: Workers = None,
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     settings = _settings(host=host, port=port, workers=workers, data_dir=data_dir)
     if not settings.api_keys and not _is_loopback(settings.host):
-        console.print(f"[yellow]No API keys configured (FANOUT_API_KEYS): listening on 127.0.0.1"
-                      f" instead of {settings.host}.[/]")
+        console.print(
+            f"[yellow]No API keys configured (FANOUT_API_KEYS): listening on 127.0.0.1"
+            f" instead of {settings.host}.[/]"
+        )
         settings = settings.model_copy(update={"host": "127.0.0.1"})
     elif not settings.api_keys:
-        console.print("[yellow]No API keys configured (FANOUT_API_KEYS): every caller is one"
-                      " tenant, so the server listens on loopback only.[/]")
+        console.print(
+            "[yellow]No API keys configured (FANOUT_API_KEYS): every caller is one"
+            " tenant, so the server listens on loopback only.[/]"
+        )
     service = build(settings)
     supervisor = Supervisor(settings, service, settings.workers)
     notifier = Notifier(service)
-    loops = [Loop("notifier", 0.05, notifier.step),
-             Loop("reconciler", settings.reconcile_interval, service.reconcile)]
+    loops = [
+        Loop("notifier", 0.05, notifier.step),
+        Loop("reconciler", settings.reconcile_interval, service.reconcile),
+    ]
     supervisor.start()
     for loop in loops:
         loop.start()
-    console.print(f"fanout serving on http://{settings.host}:{settings.port} with"
-                  f" {settings.workers} workers; data in {settings.data_dir.resolve()}")
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, service), host=settings.host, port=settings.port,
-        access_log=False, log_level="warning",
-    ))
+    console.print(
+        f"fanout serving on http://{settings.host}:{settings.port} with"
+        f" {settings.workers} workers; data in {settings.data_dir.resolve()}"
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, service),
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_level="warning",
+        )
+    )
     try:
         server.run()
     finally:

@@ -30,7 +30,7 @@ class IdempotencyMismatch(FanoutError):
     """The key was used before with a different request body."""
 
 
-class Retry(Exception):  # noqa: N818 - the public name users raise, like Celery's `Retry`
+class Retry(Exception):
     """Raised by a task to have the item retried with backoff (up to `max_attempts`)."""
 
     def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
@@ -38,5 +38,5 @@ class Retry(Exception):  # noqa: N818 - the public name users raise, like Celery
         self.delay = delay
 
 
-class TaskTimeout(Exception):  # noqa: N818 - shown to users as the error type of a timed-out item
+class TaskTimeout(Exception):
     """An item ran past its task's timeout; retried like `Retry`."""

@@ -52,8 +52,13 @@ class JobStore(Protocol):
     def webhook_secret(self, job_id: JobId) -> str | None: ...
 
     def claim_completion(
-        self, job_id: JobId, status: JobStatus, finished_at: float, reduce_value: Any,
-        error: str | None, event: WebhookEvent | None,
+        self,
+        job_id: JobId,
+        status: JobStatus,
+        finished_at: float,
+        reduce_value: Any,
+        error: str | None,
+        event: WebhookEvent | None,
     ) -> bool:
         """Move a non-terminal job to `status` and queue its completion event, at most once:
         True for the one caller that made the transition, False for everyone after."""
@@ -92,8 +97,13 @@ class Outbox(Protocol):
     def due_events(self, now: float, limit: int) -> list[WebhookEvent]: ...
 
     def record_attempt(
-        self, event_id: EventId, at: float, status_code: int | None, error: str | None,
-        next_attempt_at: float | None, delivered: bool,
+        self,
+        event_id: EventId,
+        at: float,
+        status_code: int | None,
+        error: str | None,
+        next_attempt_at: float | None,
+        delivered: bool,
     ) -> None:
         """Append an attempt; `next_attempt_at` None with `delivered` False gives up."""
         ...

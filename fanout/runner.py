@@ -144,7 +144,9 @@ def _encode(dump: Callable[[Any], bytes], start: int, outputs: list[Any]) -> Chu
     for index, output in enumerate(outputs, start):
         if not isinstance(output, _Failure):
             try:
-                lines.append(b'{"index":%d,"status":"succeeded","output":%b}' % (index, dump(output)))
+                lines.append(
+                    b'{"index":%d,"status":"succeeded","output":%b}' % (index, dump(output))
+                )
                 continue
             except Exception as error:  # the task returned something its output type can't hold
                 output = _Failure(error, 1)

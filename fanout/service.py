@@ -45,11 +45,11 @@ from fanout.views import public_job
 MAX_LISTED_ERRORS = 50
 
 
-class WorkerLost(Exception):  # noqa: N818 - the error type users see on a poison item
+class WorkerLost(Exception):
     """The item's worker process died or hung on every delivery."""
 
 
-class TaskNotFound(Exception):  # noqa: N818 - the error type users see
+class TaskNotFound(Exception):
     """The worker has no task of this name (its module is not in FANOUT_TASKS)."""
 
 
@@ -101,14 +101,24 @@ class Fanout:
         if task is None:
             raise InvalidJob(
                 "Unknown task",
-                [{"field": "task", "message": f"no task named {request.task!r}",
-                  "known": [t.name for t in tasks.all_tasks()]}],
+                [
+                    {
+                        "field": "task",
+                        "message": f"no task named {request.task!r}",
+                        "known": [t.name for t in tasks.all_tasks()],
+                    }
+                ],
             )
         if request.reduce is not None and tasks.get_reducer(request.reduce) is None:
             raise InvalidJob(
                 "Unknown reducer",
-                [{"field": "reduce", "message": f"no reducer named {request.reduce!r}",
-                  "known": tasks.all_reducers()}],
+                [
+                    {
+                        "field": "reduce",
+                        "message": f"no reducer named {request.reduce!r}",
+                        "known": tasks.all_reducers(),
+                    }
+                ],
             )
         if len(request.items) > self.settings.max_items:
             raise InvalidJob(
@@ -131,7 +141,9 @@ class Fanout:
             task=task.name,
             params=request.params,
             options=dataclasses.replace(options, chunk_size=chunks[0].end if chunks else 0),
-            webhook=Webhook(request.webhook_url, secret) if request.webhook_url and secret else None,
+            webhook=Webhook(request.webhook_url, secret)
+            if request.webhook_url and secret
+            else None,
             total=len(request.items),
             created_at=time.time(),
         )
@@ -160,9 +172,11 @@ class Fanout:
         try:
             items = adapter.validate_python(request.items)
         except ValidationError as error:
-            raise InvalidJob("Items do not match the task's input type", _item_errors(error))
+            title = "Items do not match the task's input type"
+            raise InvalidJob(title, _item_errors(error)) from error
         size = request.chunk_size or max(
-            1, min(self.settings.max_chunk_items, math.ceil(len(items) / self.settings.target_chunks))
+            1,
+            min(self.settings.max_chunk_items, math.ceil(len(items) / self.settings.target_chunks)),
         )
         chunks: list[ChunkInput] = []
         for start in range(0, len(items), size):
@@ -188,8 +202,9 @@ class Fanout:
             raise JobNotFound(job_id)
         return job
 
-    def list(self, tenant: TenantId, status: JobStatus | None, cursor: str | None,
-             limit: int) -> Page:
+    def list(
+        self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int
+    ) -> Page:
         return self.backend.jobs.list_jobs(tenant, status, cursor, limit)
 
     def result_lines(self, job: Job, start: int, limit: int | None) -> Iterator[bytes]:
@@ -303,7 +318,10 @@ class Fanout:
     def _over_tolerance(self, job: Job) -> bool:
         """Step Functions' Map semantics: no tolerance given means none; either limit exceeded
         fails the job."""
-        count, percentage = job.options.tolerated_failure_count, job.options.tolerated_failure_percentage
+        count, percentage = (
+            job.options.tolerated_failure_count,
+            job.options.tolerated_failure_percentage,
+        )
         if count is None and percentage is None:
             return job.failed > 0
         return (count is not None and job.failed > count) or (
@@ -327,7 +345,12 @@ class Fanout:
         if job.webhook_url is not None:
             secret = self._secret(job.id)
             final = dataclasses.replace(
-                job, status=status, finished_at=now, reduce_value=value, error=error, running=0,
+                job,
+                status=status,
+                finished_at=now,
+                reduce_value=value,
+                error=error,
+                running=0,
                 event=None,
             )
             payload = {
@@ -336,8 +359,13 @@ class Fanout:
                 "data": public_job(final),
             }
             event = WebhookEvent(
-                id=EventId(f"evt_{job.id}"), job_id=job.id, url=job.webhook_url, secret=secret,
-                payload=to_json(payload), status=DeliveryStatus.PENDING, attempts=0,
+                id=EventId(f"evt_{job.id}"),
+                job_id=job.id,
+                url=job.webhook_url,
+                secret=secret,
+                payload=to_json(payload),
+                status=DeliveryStatus.PENDING,
+                attempts=0,
                 next_attempt_at=now,
             )
         return self.backend.jobs.claim_completion(job.id, status, now, value, error, event)
@@ -358,7 +386,9 @@ class Fanout:
                 self.finalize(job.id)
             elif job.options.timeout_seconds and now > job.created_at + job.options.timeout_seconds:
                 self._complete(
-                    job, JobStatus.FAILED, None,
+                    job,
+                    JobStatus.FAILED,
+                    None,
                     f"timed out after {job.options.timeout_seconds} s",
                 )
             else:
@@ -393,8 +423,8 @@ def _item_errors(error: ValidationError) -> list[dict[str, object]]:
         listed.append(
             {
                 "index": loc[0] if loc else None,
-                "field": "items" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
-                                           for part in loc),
+                "field": "items"
+                + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc),
                 "message": detail["msg"],
             }
         )

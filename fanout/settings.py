@@ -27,8 +27,9 @@ class Settings(BaseSettings):
     tasks: Annotated[list[str], NoDecode] = []
     # Each key is a tenant: "key1:tenant-a,key2:tenant-b" (a key alone is its own tenant).
     api_keys: Annotated[list[str], NoDecode] = []
-    webhook_allow_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network],
-                                      NoDecode] = []
+    webhook_allow_networks: Annotated[
+        list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode
+    ] = []
 
     max_body_bytes: int = 64 * 1024 * 1024
     max_items: int = 1_000_000
@@ -54,9 +55,7 @@ class Settings(BaseSettings):
     retry_backoff_base: float = 0.1
     retry_backoff_max: float = 30.0
 
-    _split_csv = field_validator("tasks", "api_keys", "webhook_allow_networks", mode="before")(
-        _csv
-    )
+    _split_csv = field_validator("tasks", "api_keys", "webhook_allow_networks", mode="before")(_csv)
 
     @property
     def database(self) -> Path:

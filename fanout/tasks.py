@@ -53,7 +53,7 @@ def _adapter(tp: Any) -> TypeAdapter[Any]:
 
 def _list_adapter(tp: Any) -> TypeAdapter[list[Any]]:
     if tp not in _LIST_ADAPTERS:
-        _LIST_ADAPTERS[tp] = TypeAdapter(list[tp])  # type: ignore[valid-type]  # runtime type
+        _LIST_ADAPTERS[tp] = TypeAdapter(list[tp])
     return _LIST_ADAPTERS[tp]
 
 
@@ -105,7 +105,15 @@ def task(
     return register(fn) if fn is not None else register
 
 
-def reducer(fn: F | None = None, /, *, name: str | None = None) -> Any:
+@overload
+def reducer(fn: F, /) -> F: ...
+
+
+@overload
+def reducer(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def reducer(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
     """Register a function of the ordered list of succeeded outputs as a named reducer."""
 
     def register(f: F) -> F:

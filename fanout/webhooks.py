@@ -130,7 +130,10 @@ def send(
         target = parts._replace(netloc=f"{host}:{parts.port or _parts(event.url)[2]}").geturl()
         headers["host"] = parts.netloc.rpartition("@")[2]
         response = client.post(
-            target, content=body, headers=headers, timeout=timeout,
+            target,
+            content=body,
+            headers=headers,
+            timeout=timeout,
             extensions={"sni_hostname": parts.hostname or ""},
         )
     except (UnsafeURL, httpx.HTTPError) as error:

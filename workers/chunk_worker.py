@@ -42,8 +42,11 @@ class Heartbeat:
         deadline = time.monotonic() + settings.chunk_timeout
         while not self.done.wait(settings.visibility_timeout / 3):
             if time.monotonic() > deadline:
-                log.error("chunk %s ran past %ss; ending this worker", self.delivery.chunk,
-                          settings.chunk_timeout)
+                log.error(
+                    "chunk %s ran past %ss; ending this worker",
+                    self.delivery.chunk,
+                    settings.chunk_timeout,
+                )
                 os._exit(HUNG_EXIT_CODE)
             self.service.backend.queue.extend(self.delivery.receipt, settings.visibility_timeout)
 
@@ -62,7 +65,7 @@ def poll_once(service: Fanout) -> bool:
 
 
 def run(service: Fanout, stop: threading.Event) -> None:
-    """Poll until `stop` is set. Idle polls back off from `poll_interval` to 10× that."""
+    """Poll until `stop` is set. Idle polls back off from `poll_interval` to 10 times that."""
     idle = 0
     while not stop.is_set():
         if poll_once(service):

@@ -40,8 +40,9 @@ class Supervisor:
         self.service = service
         self.count = count
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(["fanout.wiring", "workers.chunk_worker",
-                                             *settings.tasks])
+        self.context.set_forkserver_preload(
+            ["fanout.wiring", "workers.chunk_worker", *settings.tasks]
+        )
         self.processes: list[BaseProcess] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
@@ -65,8 +66,9 @@ class Supervisor:
                     continue
                 self._reclaim(process)
                 self.restarts += 1
-                log.warning("worker %s exited with %s; starting another", process.pid,
-                            process.exitcode)
+                log.warning(
+                    "worker %s exited with %s; starting another", process.pid, process.exitcode
+                )
                 self.processes[i] = self._spawn()
 
     def _reclaim(self, process: BaseProcess) -> None:

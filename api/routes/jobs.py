@@ -58,8 +58,15 @@ def _submit(service: Fanout, tenant: Tenant, create: JobCreate) -> tuple[bytes, 
         webhook_url=create.webhook.url if create.webhook else None,
         webhook_secret=create.webhook.secret if create.webhook else None,
         **create.model_dump(
-            include={"chunk_size", "max_concurrency", "max_attempts", "tolerated_failure_count",
-                     "tolerated_failure_percentage", "timeout_seconds", "reduce"}
+            include={
+                "chunk_size",
+                "max_concurrency",
+                "max_attempts",
+                "tolerated_failure_count",
+                "tolerated_failure_percentage",
+                "timeout_seconds",
+                "reduce",
+            }
         ),
     )
     job, secret = service.submit(tenant, request)
@@ -106,8 +113,8 @@ async def create_job(
             raise
         stored = location.encode() + b"\n" + content
         store.finish(tenant, idempotency_key, stored)
-    location, _, content = stored.partition(b"\n")
-    headers = {"location": location.decode(), "idempotency-key": idempotency_key}
+    stored_location, _, content = stored.partition(b"\n")
+    headers = {"location": stored_location.decode(), "idempotency-key": idempotency_key}
     return Response(content, 202, headers, media_type="application/json")
 
 

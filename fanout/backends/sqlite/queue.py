@@ -30,7 +30,8 @@ class SqliteChunkQueue:
             return
         with self.db.write() as conn:
             conn.executemany(
-                'INSERT INTO messages (queue, job_id, start, "end", visible_at) VALUES (?, ?, ?, ?, 0)',
+                'INSERT INTO messages (queue, job_id, start, "end", visible_at)'
+                " VALUES (?, ?, ?, ?, 0)",
                 ((CHUNKS, c.job_id, c.start, c.end) for c in chunks),
             )
 
@@ -42,8 +43,10 @@ class SqliteChunkQueue:
 
     def _receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[Delivery]:
         now = time.time()
-        visible = "SELECT id, job_id, start, \"end\", receive_count FROM messages" \
+        visible = (
+            'SELECT id, job_id, start, "end", receive_count FROM messages'
             " WHERE queue = ? AND visible_at <= ? ORDER BY id LIMIT ?"
+        )
         # Look before taking the write lock: an idle poll must not queue behind writers.
         if not self.db.connection().execute(visible, (queue, now, 1)).fetchone():
             return []
@@ -99,7 +102,9 @@ class SqliteChunkQueue:
             ).rowcount
 
     def depth(self) -> dict[str, int]:
-        rows = self.db.connection().execute(
-            "SELECT queue, COUNT(*) FROM messages GROUP BY queue"
-        ).fetchall()
+        rows = (
+            self.db.connection()
+            .execute("SELECT queue, COUNT(*) FROM messages GROUP BY queue")
+            .fetchall()
+        )
         return {queue: count for queue, count in rows}

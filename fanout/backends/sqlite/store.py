@@ -113,11 +113,18 @@ class SqliteStore:
                 " webhook_url, webhook_secret, total, created_at, deadline, updated_at)"
                 " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    job.id, job.tenant, job.task, to_json(job.params),
-                    to_json(dataclasses.asdict(job.options)), window,
+                    job.id,
+                    job.tenant,
+                    job.task,
+                    to_json(job.params),
+                    to_json(dataclasses.asdict(job.options)),
+                    window,
                     job.webhook.url if job.webhook else None,
                     job.webhook.secret if job.webhook else None,
-                    job.total, job.created_at, deadline, job.created_at,
+                    job.total,
+                    job.created_at,
+                    deadline,
+                    job.created_at,
                 ),
             )
             conn.executemany(
@@ -130,9 +137,11 @@ class SqliteStore:
         return [ChunkRef(job.id, c.start, c.end) for c in chunks[:window]]
 
     def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:
-        row = self.db.connection().execute(
-            f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (job_id,)
-        ).fetchone()
+        row = (
+            self.db.connection()
+            .execute(f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (job_id,))
+            .fetchone()
+        )
         if row is None or (tenant is not None and row[1] != tenant):
             return None
         return _job(row)
@@ -140,18 +149,22 @@ class SqliteStore:
     def list_jobs(
         self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int
     ) -> Page:
-        where, args = ["j.tenant = ?"], [tenant]
+        where, args = ["j.tenant = ?"], [str(tenant)]
         if status is not None:
             where.append("j.status = ?")
-            args.append(status)
+            args.append(status.value)
         if cursor is not None:
             where.append("j.seq < ?")
             args.append(cursor)
-        rows = self.db.connection().execute(
-            f"SELECT {_JOB_COLUMNS}, j.seq {_JOB_FROM} WHERE {' AND '.join(where)}"
-            " ORDER BY j.seq DESC LIMIT ?",
-            (*args, limit + 1),
-        ).fetchall()
+        rows = (
+            self.db.connection()
+            .execute(
+                f"SELECT {_JOB_COLUMNS}, j.seq {_JOB_FROM} WHERE {' AND '.join(where)}"
+                " ORDER BY j.seq DESC LIMIT ?",
+                (*args, limit + 1),
+            )
+            .fetchall()
+        )
         next_cursor = str(rows[limit - 1][-1]) if len(rows) > limit else None
         return Page([_job(row) for row in rows[:limit]], next_cursor)
 
@@ -194,8 +207,13 @@ class SqliteStore:
                 "UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, reduce_value = ?,"
                 " error = ? WHERE id = ? AND status IN (?, ?)",
                 (
-                    status, now, now, None if reduce_value is None else to_json(reduce_value),
-                    error, job_id, *ACTIVE,
+                    status,
+                    now,
+                    now,
+                    None if reduce_value is None else to_json(reduce_value),
+                    error,
+                    job_id,
+                    *ACTIVE,
                 ),
             ).rowcount
             if not claimed:
@@ -213,9 +231,11 @@ class SqliteStore:
             return True
 
     def webhook_secret(self, job_id: JobId) -> str | None:
-        row = self.db.connection().execute(
-            "SELECT webhook_secret FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
+        row = (
+            self.db.connection()
+            .execute("SELECT webhook_secret FROM jobs WHERE id = ?", (job_id,))
+            .fetchone()
+        )
         return None if row is None else row[0]
 
     # -- chunks -------------------------------------------------------------------------------
@@ -223,7 +243,7 @@ class SqliteStore:
     def start_chunk(self, chunk: ChunkRef, now: float) -> bytes | None:
         with self.db.write() as conn:
             row = conn.execute(
-                'SELECT c.state, c.items, j.status FROM chunks c JOIN jobs j ON j.id = c.job_id'
+                "SELECT c.state, c.items, j.status FROM chunks c JOIN jobs j ON j.id = c.job_id"
                 ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ?',
                 (chunk.job_id, chunk.start, chunk.end),
             ).fetchone()
@@ -247,7 +267,7 @@ class SqliteStore:
         with self.db.write() as conn:
             row = conn.execute(
                 "SELECT c.state, j.status, j.total, j.succeeded, j.failed, j.max_concurrency"
-                ' FROM chunks c JOIN jobs j ON j.id = c.job_id'
+                " FROM chunks c JOIN jobs j ON j.id = c.job_id"
                 ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ?',
                 (chunk.job_id, chunk.start, chunk.end),
             ).fetchone()
@@ -275,7 +295,7 @@ class SqliteStore:
     def split_chunk(self, chunk: ChunkRef) -> list[ChunkRef]:
         with self.db.write() as conn:
             row = conn.execute(
-                'SELECT c.state, c.items, j.status FROM chunks c JOIN jobs j ON j.id = c.job_id'
+                "SELECT c.state, c.items, j.status FROM chunks c JOIN jobs j ON j.id = c.job_id"
                 ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ?',
                 (chunk.job_id, chunk.start, chunk.end),
             ).fetchone()
@@ -336,22 +356,30 @@ class SqliteStore:
     # -- reconciler ---------------------------------------------------------------------------
 
     def jobs_to_reconcile(self, now: float, stale_after: float) -> list[Job]:
-        rows = self.db.connection().execute(
-            f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.status IN (?, ?) AND"
-            " (j.succeeded + j.failed = j.total OR j.deadline < ? OR j.updated_at < ?)",
-            (*ACTIVE, now, now - stale_after),
-        ).fetchall()
+        rows = (
+            self.db.connection()
+            .execute(
+                f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.status IN (?, ?) AND"
+                " (j.succeeded + j.failed = j.total OR j.deadline < ? OR j.updated_at < ?)",
+                (*ACTIVE, now, now - stale_after),
+            )
+            .fetchall()
+        )
         return [_job(row) for row in rows]
 
     # -- outbox -------------------------------------------------------------------------------
 
     def due_events(self, now: float, limit: int) -> list[WebhookEvent]:
-        rows = self.db.connection().execute(
-            "SELECT event_id, url, secret, payload, status, attempts, next_attempt_at, history,"
-            " job_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at LIMIT ?",
-            (now, limit),
-        ).fetchall()
+        rows = (
+            self.db.connection()
+            .execute(
+                "SELECT event_id, url, secret, payload, status, attempts, next_attempt_at, history,"
+                " job_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at LIMIT ?",
+                (now, limit),
+            )
+            .fetchall()
+        )
         return [e for row in rows if (e := _event(row, 0, row[8])) is not None]
 
     def record_attempt(
