@@ -89,6 +89,10 @@ def serve(
             log_level="warning",
         )
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers
+    # in place that lands here harmlessly, and the workers are stopped below.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     try:
         server.run()
     finally:

@@ -132,7 +132,7 @@ class Fanout:
                 raise InvalidJob(
                     "Webhook URL refused", [{"field": "webhook.url", "message": str(error)}]
                 ) from error
-        chunks = self._chunk(task, request)
+        size, chunks = self._chunk(task, request)
         options = self._options(request)
         secret = request.webhook_secret or (webhooks.new_secret() if request.webhook_url else None)
         new = NewJob(
@@ -140,7 +140,7 @@ class Fanout:
             tenant=tenant,
             task=task.name,
             params=request.params,
-            options=dataclasses.replace(options, chunk_size=chunks[0].end if chunks else 0),
+            options=dataclasses.replace(options, chunk_size=size),
             webhook=Webhook(request.webhook_url, secret)
             if request.webhook_url and secret
             else None,
@@ -166,8 +166,9 @@ class Fanout:
             reduce=request.reduce,
         )
 
-    def _chunk(self, task: tasks.TaskDef, request: JobRequest) -> list[ChunkInput]:
-        """Group items by count and by bytes, as Step Functions' ItemBatcher does."""
+    def _chunk(self, task: tasks.TaskDef, request: JobRequest) -> tuple[int, list[ChunkInput]]:
+        """Group items by count and by bytes, as Step Functions' ItemBatcher does. Returns the
+        count limit used and the chunks."""
         adapter = task.items_adapter
         try:
             items = adapter.validate_python(request.items)
@@ -181,7 +182,7 @@ class Fanout:
         chunks: list[ChunkInput] = []
         for start in range(0, len(items), size):
             self._split_by_bytes(adapter, items, start, min(start + size, len(items)), chunks)
-        return chunks
+        return size, chunks
 
     def _split_by_bytes(
         self, adapter: Any, items: list[Any], start: int, end: int, out: list[ChunkInput]

@@ -64,10 +64,20 @@ def poll_once(service: Fanout) -> bool:
     return False
 
 
-def run(service: Fanout, stop: threading.Event) -> None:
-    """Poll until `stop` is set. Idle polls back off from `poll_interval` to 10 times that."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def run(service: Fanout, stop: threading.Event, supervisor: int | None = None) -> None:
+    """Poll until `stop` is set, or the supervisor process is gone (a worker outliving it would
+    go on taking chunks nobody watches). Idle polls back off from `poll_interval` to 10 times
+    that."""
     idle = 0
-    while not stop.is_set():
+    while not stop.is_set() and (supervisor is None or _alive(supervisor)):
         if poll_once(service):
             idle = 0
         else:
@@ -79,12 +89,12 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def main(service: Fanout) -> None:
+def main(service: Fanout, supervisor: int) -> None:
     """A worker process's body: SIGTERM abandons the current chunk, which is handed back."""
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        run(service, threading.Event())
+        run(service, threading.Event(), supervisor)
     except SystemExit:
         release = getattr(service.backend.queue, "release_owner", None)
         if release is not None:

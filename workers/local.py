@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,8 +29,8 @@ from workers import chunk_worker
 log = logging.getLogger("fanout.runtime")
 
 
-def _worker_process(settings: Settings) -> None:
-    chunk_worker.main(build(settings))
+def _worker_process(settings: Settings, supervisor: int) -> None:
+    chunk_worker.main(build(settings), supervisor)
 
 
 class Supervisor:
@@ -54,7 +55,10 @@ class Supervisor:
 
     def _spawn(self) -> BaseProcess:
         process = self.context.Process(
-            target=_worker_process, args=(self.settings,), name="fanout-worker", daemon=True
+            target=_worker_process,
+            args=(self.settings, os.getpid()),
+            name="fanout-worker",
+            daemon=True,
         )
         process.start()
         return process
