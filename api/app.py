@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from api import problems
 from api.routes import jobs, tasks
+from api.schemas import JobCreate
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
 
 
+class FanoutAPI(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document plus `JobCreate` and the models it uses: `POST /jobs` reads its body
+        itself (to enforce the size limit), so FastAPI does not collect that schema."""
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        document = super().openapi()  # cached as self.openapi_schema, so changed in place
+        schema = JobCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.update(schema.pop("$defs", {}))
+        components["JobCreate"] = schema
+        return document
+
+
 def create_app(settings: Settings, service: Fanout | None = None) -> FastAPI:
-    app = FastAPI(
+    app = FanoutAPI(
         title="fanout",
         version="0.1.0",
         description="Fan a job's items out to workers, fan the results back in, in input order.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +21,7 @@ from fanout.errors import (
 )
 
 MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("fanout.api")
 
 
 class Problem(Exception):
@@ -89,6 +91,12 @@ def install(app: FastAPI) -> None:
         problem = Problem(error.status_code, str(error.detail), headers=headers)
         return problem_response(request, problem)
 
+    async def on_unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        problem = Problem(500, "An unexpected error occurred; it has been logged.")
+        return problem_response(request, problem)
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(InvalidJob, on_invalid_job)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -8,6 +8,7 @@ short (release, finalize).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import secrets
 import time
@@ -43,6 +44,7 @@ from fanout.settings import Settings
 from fanout.views import public_job
 
 MAX_LISTED_ERRORS = 50
+log = logging.getLogger("fanout.service")
 
 
 class WorkerLost(Exception):
@@ -148,7 +150,11 @@ class Fanout:
             created_at=time.time(),
         )
         released = self.backend.jobs.create_job(new, chunks)
-        self.backend.queue.send(released)
+        try:
+            self.backend.queue.send(released)
+        except Exception:
+            # The job is stored, so it is accepted; the reconciler releases its window later.
+            log.exception("job %s stored, but sending its first chunks failed", new.id)
         if new.total == 0:
             self.finalize(new.id)
         job = self.backend.jobs.get_job(new.id)
@@ -344,7 +350,16 @@ class Fanout:
         now = time.time()
         event = None
         if job.webhook_url is not None:
-            secret = self._secret(job.id)
+            event = WebhookEvent(
+                id=EventId(f"evt_{job.id}"),
+                job_id=job.id,
+                url=job.webhook_url,
+                secret=self._secret(job.id),
+                payload=b"",
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+            )
             final = dataclasses.replace(
                 job,
                 status=status,
@@ -352,23 +367,14 @@ class Fanout:
                 reduce_value=value,
                 error=error,
                 running=0,
-                event=None,
+                event=event,
             )
             payload = {
                 "type": f"job.{status.value}",
                 "timestamp": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
                 "data": public_job(final),
             }
-            event = WebhookEvent(
-                id=EventId(f"evt_{job.id}"),
-                job_id=job.id,
-                url=job.webhook_url,
-                secret=secret,
-                payload=to_json(payload),
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                next_attempt_at=now,
-            )
+            event = dataclasses.replace(event, payload=to_json(payload))
         return self.backend.jobs.claim_completion(job.id, status, now, value, error, event)
 
     def _secret(self, job_id: JobId) -> str:

@@ -27,6 +27,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Cloud metadata endpoints that are not in a private range (AWS's IPv6 one, Alibaba's).
 METADATA = (ipaddress.ip_network("fd00:ec2::254/128"), ipaddress.ip_network("100.100.100.200/32"))
+# The longest wait a receiver's `Retry-After` can impose before the next attempt.
+MAX_RETRY_AFTER = 24 * 3600.0
 
 
 class UnsafeURL(ValueError):
@@ -41,7 +43,8 @@ def _forbidden(address: Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
     return (
-        address.is_private
+        not address.is_global  # also shared (100.64/10, carrier NAT) and other special ranges
+        or address.is_private
         or address.is_loopback
         or address.is_link_local
         or address.is_multicast
@@ -52,13 +55,14 @@ def _forbidden(address: Address) -> bool:
 
 
 def _parts(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
+    try:
+        httpx.URL(url)  # refuses what the sender could not request (control characters, ...)
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except (ValueError, httpx.InvalidURL) as error:
+        raise UnsafeURL(f"is not a valid URL: {error}") from error
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL("must be an absolute http or https URL")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as error:
-        raise UnsafeURL(str(error)) from error
     return parts.scheme, parts.hostname, port
 
 
@@ -70,6 +74,8 @@ def resolve(url: str, allow: Sequence[Network]) -> Address:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise UnsafeURL(f"cannot resolve {host}: {error.strerror}") from error
+    except UnicodeError as error:  # the IDNA codec refuses empty or over-long labels
+        raise UnsafeURL(f"{host} is not a valid host name") from error
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     for address in addresses:
         if _forbidden(address) and not any(address in network for network in allow):
@@ -101,12 +107,19 @@ class Attempt:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """`Retry-After` in seconds (RFC 9110 section 10.2.3: delay-seconds or an HTTP-date); None when
+    absent or unreadable, so a receiver's odd header never stops the attempt being recorded."""
     if not value:
         return None
     if value.isdigit():
         return float(value)
-    parsed = email.utils.parsedate_to_datetime(value)
-    return max(0.0, (parsed - datetime.now(UTC)).total_seconds()) if parsed else None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": UTC, with no zone given
+        parsed = parsed.replace(tzinfo=UTC)
+    return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
 
 
 def send(
@@ -145,11 +158,11 @@ def send(
 def next_attempt_at(
     attempt: Attempt, attempts_so_far: int, max_attempts: int, base: float, cap: float
 ) -> float | None:
-    """When to try again (exponential backoff with full jitter, `Retry-After` honoured), or None
-    to stop."""
+    """When to try again (exponential backoff with full jitter, `Retry-After` honoured even past
+    the backoff cap, up to a day), or None to stop."""
     if attempt.final or attempts_so_far >= max_attempts:
         return None
     delay = random.uniform(base / 2, min(cap, base * 2 ** (attempts_so_far - 1)))
     if attempt.retry_after is not None:
-        delay = min(cap, max(delay, attempt.retry_after))
+        delay = max(delay, min(attempt.retry_after, MAX_RETRY_AFTER))
     return time.time() + delay

@@ -23,32 +23,86 @@ HUNG_EXIT_CODE = 75
 
 
 class Heartbeat:
+    """While a chunk runs: extend its visibility every third of the visibility timeout, and end
+    the process at the first beat past `chunk_timeout`. One beater thread per process serves
+    every heartbeat; starting a thread for each chunk cost more than a small chunk's items."""
+
     def __init__(self, service: Fanout, delivery: Delivery) -> None:
         self.service = service
         self.delivery = delivery
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
+        self.interval = service.settings.visibility_timeout / 3
+        self.deadline = self.next_beat = 0.0
 
     def __enter__(self) -> Heartbeat:
-        self.thread.start()
+        now = time.monotonic()
+        self.deadline = now + self.service.settings.chunk_timeout
+        self.next_beat = now + self.interval
+        _beater().add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
+        _beater().remove(self)  # waits out a beat in progress: none comes after this returns
 
-    def _beat(self) -> None:
+    def beat(self) -> None:
         settings = self.service.settings
-        deadline = time.monotonic() + settings.chunk_timeout
-        while not self.done.wait(settings.visibility_timeout / 3):
-            if time.monotonic() > deadline:
-                log.error(
-                    "chunk %s ran past %ss; ending this worker",
-                    self.delivery.chunk,
-                    settings.chunk_timeout,
-                )
-                os._exit(HUNG_EXIT_CODE)
-            self.service.backend.queue.extend(self.delivery.receipt, settings.visibility_timeout)
+        if time.monotonic() > self.deadline:
+            log.error(
+                "chunk %s ran past %ss; ending this worker",
+                self.delivery.chunk,
+                settings.chunk_timeout,
+            )
+            os._exit(HUNG_EXIT_CODE)
+        self.service.backend.queue.extend(self.delivery.receipt, settings.visibility_timeout)
+        self.next_beat = time.monotonic() + self.interval
+
+
+class _Beater:
+    """The process's heartbeat thread: beats each active heartbeat when it is due. It holds the
+    lock while beating, so adding or removing a heartbeat waits for a beat in progress."""
+
+    def __init__(self) -> None:
+        self.active: set[Heartbeat] = set()
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self.thread.start()
+
+    def add(self, heartbeat: Heartbeat) -> None:
+        with self.changed:
+            self.active.add(heartbeat)
+            self.changed.notify()
+
+    def remove(self, heartbeat: Heartbeat) -> None:
+        with self.changed:
+            self.active.discard(heartbeat)
+
+    def _run(self) -> None:
+        with self.changed:
+            while True:
+                for heartbeat in [h for h in self.active if h.next_beat <= time.monotonic()]:
+                    heartbeat.beat()
+                due = min((h.next_beat for h in self.active), default=None)
+                self.changed.wait(None if due is None else max(0.0, due - time.monotonic()))
+
+
+_beater_lock = threading.Lock()
+_the_beater: _Beater | None = None
+
+
+def _beater() -> _Beater:
+    global _the_beater
+    with _beater_lock:
+        if _the_beater is None:
+            _the_beater = _Beater()
+        return _the_beater
+
+
+def _forget_beater() -> None:
+    """A forked child has no beater thread, whatever its parent had."""
+    global _beater_lock, _the_beater
+    _beater_lock, _the_beater = threading.Lock(), None
+
+
+os.register_at_fork(after_in_child=_forget_beater)
 
 
 def poll_once(service: Fanout) -> bool:

@@ -133,16 +133,24 @@ class Notifier:
         self.lock = threading.Lock()
 
     def step(self) -> None:
-        for event in self.service.backend.outbox.due_events(time.time(), 32):
-            with self.lock:
-                if event.id in self.in_flight:
-                    continue
-                self.in_flight.add(event.id)
+        # Read the outbox under the lock: a delivery records its attempt before it leaves
+        # `in_flight`, so an event read here is either still in flight or already recorded.
+        # Read outside it, an event delivered just after the read would be sent again.
+        with self.lock:
+            due = [
+                event
+                for event in self.service.backend.outbox.due_events(time.time(), 32)
+                if event.id not in self.in_flight
+            ]
+            self.in_flight.update(event.id for event in due)
+        for event in due:
             self.pool.submit(self._deliver, event)
 
     def _deliver(self, event: WebhookEvent) -> None:
         try:
             self.service.deliver(event, self.client)
+        except Exception:
+            log.exception("delivering webhook event %s failed; it stays due", event.id)
         finally:
             with self.lock:
                 self.in_flight.discard(event.id)

@@ -16,7 +16,6 @@ from pydantic_core import to_json
 from api.deps import Service, Tenant
 from api.problems import Problem, validation_errors
 from api.schemas import JobCreate, JobPatch, JobPublic, JobsPublic, ResultsPublic
-from fanout.errors import FanoutError
 from fanout.models import Job, JobId, JobStatus
 from fanout.service import Fanout, JobRequest
 from fanout.views import public_job
@@ -108,7 +107,9 @@ async def create_job(
     if stored is None:
         try:
             content, location = await run_in_threadpool(_submit, service, tenant, create)
-        except FanoutError:
+        except Exception:
+            # Nothing was stored (a stored job returns 202 even if its release failed), so
+            # the client may try again with the same key.
             store.abandon(tenant, idempotency_key)
             raise
         stored = location.encode() + b"\n" + content
@@ -178,7 +179,7 @@ async def job_results(
         format is None and NDJSON in request.headers.get("accept", "")
     ):
         return StreamingResponse(_stream(service, job), media_type=NDJSON)
-    start = int(cursor or 0)
+    start = min(int(cursor or 0), job.total)  # past the end is an empty last page
     lines = list(service.result_lines(job, start, limit))
     end = start + len(lines)
     next_cursor = str(end) if end < job.total else None

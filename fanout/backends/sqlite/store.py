@@ -43,8 +43,10 @@ _JOB_COLUMNS = """
     j.id, j.tenant, j.task, j.status, j.params, j.options, j.max_concurrency, j.webhook_url,
     j.total, j.succeeded, j.failed, j.created_at, j.started_at, j.finished_at, j.reduce_value,
     j.error,
-    (SELECT COALESCE(SUM(c."end" - c.start), 0) FROM chunks c
-        WHERE c.job_id = j.id AND c.state = 'running') AS running,
+    CASE WHEN j.status IN ('queued', 'running') THEN
+        (SELECT COALESCE(SUM(c."end" - c.start), 0) FROM chunks c
+            WHERE c.job_id = j.id AND c.state = 'running')
+    ELSE 0 END AS running,
     o.event_id, o.url, o.secret, o.payload, o.status, o.attempts, o.next_attempt_at, o.history
 """
 _JOB_FROM = "FROM jobs j LEFT JOIN outbox o ON o.job_id = j.id"

@@ -1,0 +1,566 @@
+"""Completion webhooks delivered to a real HTTP server on 127.0.0.1: Standard Webhooks
+signatures, retries from the outbox, `Retry-After`, 410, giving up, exactly one event per job,
+and the address check repeated at connect time."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from api.app import create_app
+from fanout import task, webhooks
+from fanout.errors import JobFinished
+from fanout.models import DeliveryStatus, EventId, Job, JobId, TenantId, WebhookEvent
+from fanout.service import Fanout, JobRequest
+from fanout.settings import Settings
+from fanout.wiring import build
+from workers import chunk_worker
+from workers.local import Notifier
+
+TENANT = TenantId("default")
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+
+
+@task(name="tests_webhooks_fail_all", max_attempts=1)
+def fail_all(item: int) -> int:
+    raise ValueError(f"item {item} fails")
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers with the scripted responses in turn, then `default`."""
+
+    url: str = ""
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    default: tuple[int, dict[str, str]] = (200, {})
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def respond(self, request: Received) -> tuple[int, dict[str, str]]:
+        with self.lock:
+            self.received.append(request)
+            return self.script.pop(0) if self.script else self.default
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.received)
+
+
+@contextmanager
+def serving(host: str, url_host: str) -> Iterator[Receiver]:
+    """A receiver listening on `host` (an address), reached as `url_host`."""
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            status, extra = state.respond(Received(self.path, headers, body))
+            self.send_response(status)
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    server = Server((host, 0), Handler)
+    state.url = f"http://{url_host}:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with serving("127.0.0.1", "127.0.0.1") as state:
+        yield state
+
+
+@pytest.fixture
+def localhost_receiver() -> Iterator[Receiver]:
+    """Reached as `localhost`, listening on the address a connection to that name is made to
+    (127.0.0.1 or ::1, whichever the machine resolves first)."""
+    first = socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)[0][4][0]
+    with serving(str(first), "localhost") as state:
+        yield state
+
+
+@pytest.fixture
+def loopback_service(settings: Settings) -> Fanout:
+    """A service allowing both loopback networks, so `localhost` passes on any machine."""
+    return build(settings.model_copy(update={"webhook_allow_networks": LOOPBACK}))
+
+
+@pytest.fixture
+def notifier(service: Fanout) -> Iterator[Notifier]:
+    running = Notifier(service)
+    yield running
+    running.close()
+
+
+def wait_for(
+    condition: Callable[[], bool], step: Callable[[], None], timeout: float = 10.0
+) -> None:
+    """Call `step` until `condition()` holds, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        step()
+        time.sleep(0.005)  # a poll interval, not a synchronisation
+
+
+def job_of(service: Fanout, job_id: JobId) -> Job:
+    job = service.backend.jobs.get_job(job_id)
+    assert job is not None
+    return job
+
+
+def finished_job(
+    service: Fanout,
+    url: str,
+    secret: str | None = None,
+    task: str = "echo",
+    **options: Any,
+) -> tuple[Job, str]:
+    """A job with a webhook, run to its end; returns it and its webhook secret."""
+    job, generated = service.submit(
+        TENANT,
+        JobRequest(
+            task=task,
+            items=[1, 2, 3],
+            params={},
+            webhook_url=url,
+            webhook_secret=secret,
+            **options,
+        ),
+    )
+    while chunk_worker.poll_once(service):
+        pass
+    done = job_of(service, job.id)
+    assert done.status.terminal
+    used = secret or generated
+    assert used is not None
+    return done, used
+
+
+def event_status(service: Fanout, job_id: JobId) -> Callable[[], DeliveryStatus | None]:
+    def status() -> DeliveryStatus | None:
+        event = job_of(service, job_id).event
+        return None if event is None else event.status
+
+    return status
+
+
+def settled(service: Fanout, job_id: JobId) -> Callable[[], bool]:
+    """The event was delivered or given up on."""
+    status = event_status(service, job_id)
+    return lambda: status() in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+
+
+def the_event(service: Fanout, job_id: JobId) -> WebhookEvent:
+    event = job_of(service, job_id).event
+    assert event is not None
+    return event
+
+
+def get_over_http(settings: Settings, service: Fanout, path: str) -> dict[str, Any]:
+    async def get() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=create_app(settings, service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://fanout.test") as api:
+            response = await api.get(path)
+            assert response.status_code == 200
+            body: dict[str, Any] = response.json()
+            return body
+
+    return anyio.run(get)
+
+
+# -- signing --------------------------------------------------------------------------------------
+
+
+def test_the_completion_webhook_is_signed_with_the_generated_secret(
+    service: Fanout, receiver: Receiver, notifier: Notifier
+) -> None:
+    job, secret = finished_job(service, receiver.url)
+
+    wait_for(settled(service, job.id), notifier.step)
+
+    assert receiver.count() == 1
+    request = receiver.received[0]
+    payload = Webhook(secret).verify(request.body, request.headers)
+    assert request.path == "/hook"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["webhook-id"] == the_event(service, job.id).id
+    timestamp = int(request.headers["webhook-timestamp"])
+    assert abs(timestamp - time.time()) < 60
+    assert payload["type"] == "job.succeeded"
+    assert datetime.fromisoformat(payload["timestamp"]).tzinfo is not None
+    assert payload["data"]["id"] == job.id
+    assert payload["data"]["status"] == "succeeded"
+    assert payload["data"]["counts"]["succeeded"] == 3
+    assert payload["data"]["finished_at"] is not None
+    assert "secret" not in json.dumps(payload)
+
+
+def test_the_webhook_is_signed_with_a_given_secret_and_fails_with_another(
+    service: Fanout, receiver: Receiver, notifier: Notifier
+) -> None:
+    job, _ = finished_job(service, receiver.url, secret=SECRET)
+
+    wait_for(settled(service, job.id), notifier.step)
+
+    request = receiver.received[0]
+    assert Webhook(SECRET).verify(request.body, request.headers)["data"]["id"] == job.id
+    with pytest.raises(Exception, match="signature"):
+        Webhook(webhooks.new_secret()).verify(request.body, request.headers)
+
+
+def test_the_host_header_names_the_url_host_though_the_checked_address_is_dialled(
+    loopback_service: Fanout, localhost_receiver: Receiver
+) -> None:
+    service, receiver = loopback_service, localhost_receiver
+    job, _ = finished_job(service, receiver.url)
+
+    with httpx.Client() as client:
+        attempt = service.deliver(the_event(service, job.id), client)
+
+    assert attempt.delivered
+    assert the_event(service, job.id).status is DeliveryStatus.DELIVERED
+    assert receiver.received[0].headers["host"] == receiver.url.split("/")[2]
+
+
+@pytest.mark.parametrize(
+    ("options", "event_type"),
+    [({}, "job.failed"), ({"tolerated_failure_percentage": 100}, "job.succeeded")],
+    ids=["over-tolerance", "within-tolerance"],
+)
+def test_the_event_type_follows_the_job_status(
+    service: Fanout,
+    receiver: Receiver,
+    notifier: Notifier,
+    options: dict[str, Any],
+    event_type: str,
+) -> None:
+    job, secret = finished_job(service, receiver.url, task="tests_webhooks_fail_all", **options)
+
+    wait_for(settled(service, job.id), notifier.step)
+
+    request = receiver.received[0]
+    assert Webhook(secret).verify(request.body, request.headers)["type"] == event_type
+
+
+def test_a_cancelled_job_sends_one_job_cancelled_event(
+    service: Fanout, receiver: Receiver, notifier: Notifier
+) -> None:
+    job, secret = service.submit(
+        TENANT, JobRequest(task="echo", items=[1, 2], params={}, webhook_url=receiver.url)
+    )
+    assert secret is not None
+    service.cancel(TENANT, job.id)
+
+    wait_for(settled(service, job.id), notifier.step)
+
+    assert receiver.count() == 1
+    payload = Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
+    assert payload["type"] == "job.cancelled"
+    assert payload["data"]["counts"]["cancelled"] == 2
+
+
+# -- retries --------------------------------------------------------------------------------------
+
+
+def test_a_500_then_a_200_is_retried_with_the_same_webhook_id_and_both_attempts_shown(
+    settings: Settings, service: Fanout, receiver: Receiver, notifier: Notifier
+) -> None:
+    receiver.script = [(500, {})]
+    job, secret = finished_job(service, receiver.url)
+
+    wait_for(settled(service, job.id), notifier.step)
+
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"evt_{job.id}"
+    assert first.body == second.body
+    Webhook(secret).verify(first.body, first.headers)
+    Webhook(secret).verify(second.body, second.headers)
+    shown = get_over_http(settings, service, f"/jobs/{job.id}")["webhook"]
+    assert shown["event_id"] == first.headers["webhook-id"]
+    assert shown["status"] == "delivered"
+    assert [a["status_code"] for a in shown["attempts"]] == [500, 200]
+    assert all(a["at"] is not None and a["error"] is None for a in shown["attempts"])
+
+
+def test_a_failing_webhook_never_fails_the_job(
+    service: Fanout, receiver: Receiver, notifier: Notifier
+) -> None:
+    receiver.default = (500, {})
+    job, _ = finished_job(service, receiver.url)
+
+    wait_for(lambda: receiver.count() >= 2, notifier.step)
+
+    assert job_of(service, job.id).status.value == "succeeded"
+
+
+def test_retry_after_in_seconds_is_honoured_beyond_the_backoff_cap(
+    service: Fanout, receiver: Receiver
+) -> None:
+    receiver.script = [(503, {"Retry-After": "30"})]
+    job, _ = finished_job(service, receiver.url)
+    before = time.time()
+
+    with httpx.Client() as client:
+        attempt = service.deliver(the_event(service, job.id), client)
+
+    assert attempt.status_code == 503
+    event = the_event(service, job.id)
+    assert event.status is DeliveryStatus.PENDING
+    assert event.next_attempt_at >= before + 30
+    assert job.id not in [e.job_id for e in service.backend.outbox.due_events(before + 29, 10)]
+
+
+def test_retry_after_as_an_http_date_is_honoured(service: Fanout, receiver: Receiver) -> None:
+    later = datetime.now(UTC) + timedelta(seconds=120)
+    receiver.script = [(429, {"Retry-After": format_datetime(later, usegmt=True)})]
+    job, _ = finished_job(service, receiver.url)
+
+    with httpx.Client() as client:
+        service.deliver(the_event(service, job.id), client)
+
+    assert the_event(service, job.id).next_attempt_at >= later.timestamp() - 1
+
+
+@pytest.mark.parametrize("value", ["soon", "Mon, 99 Foo 2020 00:00:00 GMT", "-5", "1.5"])
+def test_an_unreadable_retry_after_is_recorded_and_retried_with_backoff(
+    settings: Settings, service: Fanout, receiver: Receiver, value: str
+) -> None:
+    receiver.script = [(503, {"Retry-After": value})]
+    job, _ = finished_job(service, receiver.url)
+
+    with httpx.Client() as client:
+        service.deliver(the_event(service, job.id), client)
+
+    event = the_event(service, job.id)
+    assert [a.status_code for a in event.history] == [503]
+    assert event.status is DeliveryStatus.PENDING
+    assert event.next_attempt_at <= time.time() + settings.webhook_backoff_max
+
+
+def test_a_410_stops_retrying(service: Fanout, receiver: Receiver, notifier: Notifier) -> None:
+    receiver.default = (410, {})
+    job, _ = finished_job(service, receiver.url)
+
+    wait_for(settled(service, job.id), notifier.step)
+
+    event = the_event(service, job.id)
+    assert event.status is DeliveryStatus.FAILED
+    assert [a.status_code for a in event.history] == [410]
+    assert service.backend.outbox.due_events(time.time() + 1e6, 10) == []
+    assert receiver.count() == 1
+
+
+def test_delivery_gives_up_after_the_configured_attempts(
+    settings: Settings, receiver: Receiver
+) -> None:
+    service = build(settings.model_copy(update={"webhook_max_attempts": 3}))
+    receiver.default = (500, {})
+    job, _ = finished_job(service, receiver.url)
+    notifier = Notifier(service)
+    try:
+        wait_for(settled(service, job.id), notifier.step)
+    finally:
+        notifier.close()
+
+    event = the_event(service, job.id)
+    assert event.status is DeliveryStatus.FAILED
+    assert [a.status_code for a in event.history] == [500, 500, 500]
+    assert receiver.count() == 3
+    assert service.backend.outbox.due_events(time.time() + 1e6, 10) == []
+
+
+def test_a_receiver_that_cannot_be_reached_is_an_attempt_with_an_error(service: Fanout) -> None:
+    job, _ = finished_job(service, "http://127.0.0.1:9/hook")
+
+    with httpx.Client() as client:
+        attempt = service.deliver(the_event(service, job.id), client)
+
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    event = the_event(service, job.id)
+    assert event.status is DeliveryStatus.PENDING
+    assert event.history[0].error == attempt.error
+
+
+# -- exactly once ---------------------------------------------------------------------------------
+
+
+def test_a_job_emits_exactly_one_completion_event(
+    service: Fanout, receiver: Receiver, notifier: Notifier
+) -> None:
+    job, _ = finished_job(service, receiver.url)
+
+    assert service.finalize(job.id) is False
+    service.reconcile()
+    with pytest.raises(JobFinished):
+        service.cancel(TENANT, job.id)
+    wait_for(settled(service, job.id), notifier.step)
+    for _ in range(20):
+        notifier.step()
+    notifier.pool.shutdown(wait=True)
+
+    assert [r.headers["webhook-id"] for r in receiver.received] == [f"evt_{job.id}"]
+
+
+def test_many_jobs_each_deliver_their_one_event_once(
+    service: Fanout, receiver: Receiver, notifier: Notifier
+) -> None:
+    jobs = [finished_job(service, receiver.url)[0] for _ in range(30)]
+
+    def all_settled() -> bool:
+        return all(settled(service, job.id)() for job in jobs)
+
+    wait_for(all_settled, notifier.step)
+    notifier.pool.shutdown(wait=True)
+
+    ids = sorted(r.headers["webhook-id"] for r in receiver.received)
+    assert ids == sorted(f"evt_{job.id}" for job in jobs)
+
+
+# -- the address check at connect time ------------------------------------------------------------
+
+
+def test_a_url_that_passed_at_submit_is_refused_at_connect_time_when_no_longer_allowed(
+    settings: Settings, loopback_service: Fanout, localhost_receiver: Receiver
+) -> None:
+    service, receiver = loopback_service, localhost_receiver
+    job, _ = finished_job(service, receiver.url)
+    strict = build(settings.model_copy(update={"webhook_allow_networks": []}))
+
+    with httpx.Client() as client:
+        attempt = strict.deliver(the_event(strict, job.id), client)
+
+    assert attempt.status_code is None
+    assert attempt.error is not None and "UnsafeURL" in attempt.error
+    assert receiver.count() == 0
+    assert the_event(service, job.id).history[0].error == attempt.error
+
+
+def event_to(url: str) -> WebhookEvent:
+    return WebhookEvent(
+        id=EventId("evt_test"),
+        job_id=JobId("job_test"),
+        url=url,
+        secret=SECRET,
+        payload=b'{"type":"job.succeeded"}',
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=0.0,
+    )
+
+
+def test_send_refuses_localhost_unless_loopback_is_allowed(localhost_receiver: Receiver) -> None:
+    receiver = localhost_receiver
+    with httpx.Client() as client:
+        refused = webhooks.send(event_to(receiver.url), client, [], 5.0)
+        assert receiver.count() == 0
+        sent = webhooks.send(event_to(receiver.url), client, LOOPBACK, 5.0)
+
+    assert refused.status_code is None
+    assert refused.error is not None and "UnsafeURL" in refused.error
+    assert sent.delivered
+    assert receiver.count() == 1
+    Webhook(SECRET).verify(receiver.received[0].body, receiver.received[0].headers)
+
+
+def test_resolve_allows_localhost_only_in_an_allowed_network() -> None:
+    with pytest.raises(webhooks.UnsafeURL):
+        webhooks.resolve("http://localhost:8000/hook", [])
+    assert webhooks.resolve("http://localhost:8000/hook", LOOPBACK).is_loopback
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://127.1/",
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://0.0.0.0/",
+        "http://10.0.0.1/",
+        "http://10.255.255.255:8080/",
+        "http://172.31.0.1/",
+        "http://192.168.1.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.100.100.200/",
+        "http://100.64.0.1/",
+        "http://224.0.0.1/",
+        "http://[::1]/",
+        "http://[::]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[fd00:ec2::254]/",
+        "http://[fe80::1]/",
+        "http://[fc00::1]/",
+    ],
+)
+def test_resolve_refuses_loopback_private_link_local_and_metadata_addresses(url: str) -> None:
+    with pytest.raises(webhooks.UnsafeURL):
+        webhooks.resolve(url, [])
+
+
+def test_an_allowed_network_admits_only_its_own_addresses() -> None:
+    allow = [ipaddress.ip_network("10.0.0.0/8")]
+
+    assert str(webhooks.resolve("http://10.1.2.3/", allow)) == "10.1.2.3"
+    with pytest.raises(webhooks.UnsafeURL):
+        webhooks.resolve("http://192.168.1.1/", allow)
+    with pytest.raises(webhooks.UnsafeURL):
+        webhooks.resolve("http://169.254.169.254/", allow)
+
+
+@pytest.mark.parametrize("url", ["http://93.184.215.14/hook", "https://[2606:4700::1111]/"])
+def test_resolve_allows_a_public_address(url: str) -> None:
+    assert webhooks.resolve(url, []).is_global
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://127.0.0.1/", "127.0.0.1/hook", "http:///hook", "http://[::1/", "http://a..b/"],
+)
+def test_resolve_refuses_a_malformed_url(url: str) -> None:
+    with pytest.raises(webhooks.UnsafeURL):
+        webhooks.resolve(url, LOOPBACK)
