@@ -70,12 +70,16 @@ def _armed(seconds: float) -> Iterator[None]:
         raise TaskTimeout(f"item ran past the task's timeout of {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:  # someone else's alarm was set: give it back what is left of it
+            left = outer - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
 
 
 def _call_sync(task: TaskDef, item: Any, params: dict[str, Any], policy: RunPolicy) -> Any:

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     max_receive_count: int = 3
     chunk_timeout: float = 900.0
     reconcile_interval: float = 5.0
-    stale_after: float = 600.0
+    # Longer than chunk_timeout, so a chunk that is still legitimately running is not re-sent.
+    stale_after: float = 1800.0
     poll_interval: float = 0.02
 
     webhook_timeout: float = 10.0

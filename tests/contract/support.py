@@ -1,0 +1,69 @@
+"""What the contract tests share: jobs built as `Fanout.submit` stores them, and constants."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic_core import to_json
+
+from fanout.models import ChunkInput, ChunkRef, ChunkResult, JobOptions, NewJob, TenantId, Webhook
+from fanout.service import new_job_id
+
+MAX_RECEIVE_COUNT = 3
+TENANT = TenantId("tenant-a")
+OTHER_TENANT = TenantId("tenant-b")
+
+
+class BackendUnavailable(Exception):
+    """A backend's service (an emulator, a cloud account) cannot be reached."""
+
+
+def new_job(
+    total: int = 10,
+    chunk_size: int = 2,
+    max_concurrency: int = 2,
+    tenant: TenantId = TENANT,
+    webhook: bool = False,
+    timeout_seconds: float | None = None,
+    created_at: float | None = None,
+) -> tuple[NewJob, list[ChunkInput]]:
+    """A job whose items are 0..total-1, in chunks of `chunk_size`."""
+    job = NewJob(
+        id=new_job_id(),
+        tenant=tenant,
+        task="echo",
+        params={},
+        options=JobOptions(
+            chunk_size=chunk_size,
+            max_concurrency=max_concurrency,
+            max_attempts=3,
+            timeout_seconds=timeout_seconds,
+        ),
+        webhook=Webhook("http://127.0.0.1:9/hook", "whsec_c2VjcmV0LXNlY3JldA==")
+        if webhook
+        else None,
+        total=total,
+        created_at=time.time() if created_at is None else created_at,
+    )
+    chunks = []
+    for start in range(0, total, chunk_size):
+        end = min(start + chunk_size, total)
+        chunks.append(ChunkInput(start, end, to_json(list(range(start, end)))))
+    return job, chunks
+
+
+def echoed(chunk: ChunkRef, failed: frozenset[int] = frozenset()) -> ChunkResult:
+    """The result of a chunk whose items succeeded with themselves as output, except `failed`."""
+    lines = [
+        b'{"index":%d,"status":"failed","error":{"type":"ValueError","message":"no",'
+        b'"attempts":1}}' % i
+        if i in failed
+        else b'{"index":%d,"status":"succeeded","output":%d}' % (i, i)
+        for i in range(chunk.start, chunk.end)
+    ]
+    bad = len(failed & set(range(chunk.start, chunk.end)))
+    return ChunkResult(succeeded=chunk.size - bad, failed=bad, lines=b"\n".join(lines))
+
+
+def chunk_refs(job: NewJob, chunks: list[ChunkInput]) -> list[ChunkRef]:
+    return [ChunkRef(job.id, c.start, c.end) for c in chunks]
