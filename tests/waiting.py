@@ -1,4 +1,4 @@
-"""Waiting for a condition with a deadline: how tests let time pass without sleeping."""
+"""Waiting for a condition with a deadline: how tests let time pass without sleeping on a guess."""
 
 from __future__ import annotations
 
@@ -11,13 +11,19 @@ import pytest
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 5.0) -> T:
-    """Call `predicate` until it returns something truthy and return that; fail the test if it
-    has not by the deadline."""
+def wait_until(
+    condition: Callable[[], T | None],
+    timeout: float = 5.0,
+    what: str = "the condition",
+    every: float = 0.005,
+) -> T:
+    """Poll `condition` every `every` seconds until it returns something truthy and return that;
+    fail the test naming `what` when the deadline passes first."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)

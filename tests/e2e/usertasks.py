@@ -1,0 +1,80 @@
+"""Tasks as a user would write them, loaded by the server under test through FANOUT_TASKS.
+
+The tests compute the outputs they expect on their own rather than by calling these functions,
+so a task that runs wrongly (or twice into the same result) cannot agree with itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from fanout import task
+
+
+class Reading(BaseModel):
+    sensor: str
+    value: int
+
+
+class Summary(BaseModel):
+    label: str
+    square: int
+
+
+@task
+def summarize(reading: Reading) -> Summary:
+    """A typed task: the items are validated as `Reading`s at submit time."""
+    return Summary(label=f"{reading.sensor}:{reading.value}", square=reading.value**2)
+
+
+@task
+def pause_then_triple(n: int, params: dict[str, Any]) -> int:
+    """Takes `params["pause"]` seconds per item, so a job lasts long enough to be interrupted."""
+    time.sleep(float(params["pause"]))
+    return 3 * n
+
+
+@task
+def stall_once(n: int, params: dict[str, Any]) -> int:
+    """The first run of item `params["stall"]` leaves its worker's pid in `params["dir"]`/pid,
+    takes `params["stall_for"]` seconds and then leaves the file `woke`; every other run takes
+    `params["pause"]` seconds."""
+    if n == params["stall"]:
+        folder = Path(params["dir"])
+        try:
+            with (folder / "pid.tmp").open("x") as out:
+                out.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            (folder / "pid.tmp").rename(folder / "pid")
+            time.sleep(float(params["stall_for"]))
+            (folder / "woke").touch()
+    time.sleep(float(params["pause"]))
+    return 3 * n
+
+
+@task
+def poison(n: int, params: dict[str, Any]) -> int:
+    """Kills its own worker process on the item `params["poison"]`, as a segfault would."""
+    if n == params["poison"]:
+        os._exit(1)
+    return n + 1
+
+
+@task(timeout=0.2, max_attempts=2)
+def hang(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@task(timeout=0.2, max_attempts=2)
+async def hang_async(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
