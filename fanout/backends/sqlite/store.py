@@ -11,7 +11,7 @@ import dataclasses
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic_core import from_json, to_json
 
@@ -90,6 +90,15 @@ def _job(row: tuple[Any, ...]) -> Job:
         running=row[16],
         event=_event(row, 17, row[0]),
     )
+
+
+class _LiveChunk(NamedTuple):
+    state: str
+    items: bytes
+    total: int
+    succeeded: int
+    failed: int
+    window: int
 
 
 def _refs(job_id: JobId, rows: list[tuple[int, int]]) -> list[ChunkRef]:
@@ -242,78 +251,70 @@ class SqliteStore:
 
     # -- chunks -------------------------------------------------------------------------------
 
+    def _live(self, conn: sqlite3.Connection, chunk: ChunkRef) -> _LiveChunk | None:
+        """The chunk, if it is in flight and its job has not ended; None otherwise."""
+        row = conn.execute(
+            "SELECT c.state, c.items, j.total, j.succeeded, j.failed, j.max_concurrency"
+            " FROM chunks c JOIN jobs j ON j.id = c.job_id"
+            ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ? AND j.status IN (?, ?)',
+            (chunk.job_id, chunk.start, chunk.end, *ACTIVE),
+        ).fetchone()
+        return None if row is None or row[0] not in IN_FLIGHT else _LiveChunk(*row)
+
+    def _set_state(self, conn: sqlite3.Connection, chunk: ChunkRef, state: str) -> None:
+        """Move a chunk on; its input is dropped once it is done or split."""
+        conn.execute(
+            "UPDATE chunks SET state = ?, items = CASE WHEN ? = 'running' THEN items END"
+            ' WHERE job_id = ? AND start = ? AND "end" = ?',
+            (state, state, chunk.job_id, chunk.start, chunk.end),
+        )
+
     def start_chunk(self, chunk: ChunkRef, now: float) -> bytes | None:
         with self.db.write() as conn:
-            row = conn.execute(
-                "SELECT c.state, c.items, j.status FROM chunks c JOIN jobs j ON j.id = c.job_id"
-                ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ?',
-                (chunk.job_id, chunk.start, chunk.end),
-            ).fetchone()
-            if row is None or row[0] not in IN_FLIGHT or row[2] not in ACTIVE:
+            live = self._live(conn, chunk)
+            if live is None:
                 return None
-            if row[0] != "running":
-                conn.execute(
-                    "UPDATE chunks SET state = 'running'"
-                    ' WHERE job_id = ? AND start = ? AND "end" = ?',
-                    (chunk.job_id, chunk.start, chunk.end),
-                )
+            if live.state != "running":
+                self._set_state(conn, chunk, "running")
             conn.execute(
                 "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?),"
                 " updated_at = ? WHERE id = ?",
                 (now, now, chunk.job_id),
             )
-            items: bytes = row[1]
-            return items
+            return live.items
 
     def record_chunk_result(self, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
         with self.db.write() as conn:
-            row = conn.execute(
-                "SELECT c.state, j.status, j.total, j.succeeded, j.failed, j.max_concurrency"
-                " FROM chunks c JOIN jobs j ON j.id = c.job_id"
-                ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ?',
-                (chunk.job_id, chunk.start, chunk.end),
-            ).fetchone()
-            if row is None or row[0] not in IN_FLIGHT or row[1] not in ACTIVE:
+            live = self._live(conn, chunk)
+            if live is None:
                 return RecordOutcome(counted=False)
-            _, _, total, succeeded, failed, window = row
             conn.execute(
                 'INSERT INTO results (job_id, start, "end", lines) VALUES (?, ?, ?, ?)',
                 (chunk.job_id, chunk.start, chunk.end, result.lines),
             )
-            conn.execute(
-                "UPDATE chunks SET state = 'done', items = NULL"
-                ' WHERE job_id = ? AND start = ? AND "end" = ?',
-                (chunk.job_id, chunk.start, chunk.end),
-            )
+            self._set_state(conn, chunk, "done")
             conn.execute(
                 "UPDATE jobs SET succeeded = succeeded + ?, failed = failed + ?, updated_at = ?"
                 " WHERE id = ?",
                 (result.succeeded, result.failed, time.time(), chunk.job_id),
             )
-            complete = succeeded + failed + result.succeeded + result.failed == total
-            released = [] if complete else self._release(conn, chunk.job_id, window)
+            recorded = live.succeeded + live.failed + result.succeeded + result.failed
+            complete = recorded == live.total
+            released = [] if complete else self._release(conn, chunk.job_id, live.window)
             return RecordOutcome(counted=True, released=released, complete=complete)
 
     def split_chunk(self, chunk: ChunkRef) -> list[ChunkRef]:
         with self.db.write() as conn:
-            row = conn.execute(
-                "SELECT c.state, c.items, j.status FROM chunks c JOIN jobs j ON j.id = c.job_id"
-                ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ?',
-                (chunk.job_id, chunk.start, chunk.end),
-            ).fetchone()
-            if row is None or row[0] not in IN_FLIGHT or row[2] not in ACTIVE or chunk.size < 2:
+            live = self._live(conn, chunk)
+            if live is None or chunk.size < 2:
                 return []
-            items = from_json(row[1])
+            items = from_json(live.items)
             middle = chunk.size // 2
             halves = [
                 (ChunkRef(chunk.job_id, chunk.start, chunk.start + middle), items[:middle]),
                 (ChunkRef(chunk.job_id, chunk.start + middle, chunk.end), items[middle:]),
             ]
-            conn.execute(
-                "UPDATE chunks SET state = 'split', items = NULL"
-                ' WHERE job_id = ? AND start = ? AND "end" = ?',
-                (chunk.job_id, chunk.start, chunk.end),
-            )
+            self._set_state(conn, chunk, "split")
             conn.executemany(
                 'INSERT INTO chunks (job_id, start, "end", state, items)'
                 " VALUES (?, ?, ?, 'released', ?)",
