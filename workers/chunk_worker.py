@@ -37,11 +37,11 @@ class Heartbeat:
         now = time.monotonic()
         self.deadline = now + self.service.settings.chunk_timeout
         self.next_beat = now + self.interval
-        _beater().add(self)
+        self.beater = _join_beater(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _beater().remove(self)  # waits out a beat in progress: none comes after this returns
+        self.beater.remove(self)  # waits out a beat in progress: none comes after this returns
 
     def beat(self) -> None:
         settings = self.service.settings
@@ -58,10 +58,16 @@ class Heartbeat:
 
 class _Beater:
     """The process's heartbeat thread: beats each active heartbeat when it is due. It holds the
-    lock while beating, so adding or removing a heartbeat waits for a beat in progress."""
+    lock while beating, so adding or removing a heartbeat waits for a beat in progress.
 
-    def __init__(self) -> None:
-        self.active: set[Heartbeat] = set()
+    It is woken only for a heartbeat due before it would wake anyway: idle, it looks every
+    `idle` seconds (the shortest interval yet), since a wake-up per chunk would cost a GIL
+    hand-off per chunk."""
+
+    def __init__(self, first: Heartbeat) -> None:
+        self.active = {first}
+        self.idle = first.interval
+        self.wake_at = first.next_beat
         self.changed = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self.thread.start()
@@ -69,7 +75,9 @@ class _Beater:
     def add(self, heartbeat: Heartbeat) -> None:
         with self.changed:
             self.active.add(heartbeat)
-            self.changed.notify()
+            self.idle = min(self.idle, heartbeat.interval)
+            if heartbeat.next_beat < self.wake_at:
+                self.changed.notify()
 
     def remove(self, heartbeat: Heartbeat) -> None:
         with self.changed:
@@ -79,20 +87,28 @@ class _Beater:
         with self.changed:
             while True:
                 for heartbeat in [h for h in self.active if h.next_beat <= time.monotonic()]:
-                    heartbeat.beat()
-                due = min((h.next_beat for h in self.active), default=None)
-                self.changed.wait(None if due is None else max(0.0, due - time.monotonic()))
+                    try:
+                        heartbeat.beat()
+                    except Exception:  # one failed extend must not end every later heartbeat
+                        log.exception("heartbeat of chunk %s failed", heartbeat.delivery.chunk)
+                        heartbeat.next_beat = time.monotonic() + heartbeat.interval
+                now = time.monotonic()
+                self.wake_at = min((h.next_beat for h in self.active), default=now + self.idle)
+                self.changed.wait(max(0.0, self.wake_at - now))
 
 
 _beater_lock = threading.Lock()
 _the_beater: _Beater | None = None
 
 
-def _beater() -> _Beater:
+def _join_beater(heartbeat: Heartbeat) -> _Beater:
+    """The process's beater, now beating `heartbeat` too (started by the first heartbeat)."""
     global _the_beater
     with _beater_lock:
         if _the_beater is None:
-            _the_beater = _Beater()
+            _the_beater = _Beater(heartbeat)
+        else:
+            _the_beater.add(heartbeat)
         return _the_beater
 
 
