@@ -70,7 +70,7 @@ def serve(
     supervisor = Supervisor(settings, service, settings.workers)
     notifier = Notifier(service)
     loops = [
-        Loop("notifier", 0.05, notifier.step),
+        Loop("notifier", 0.02, notifier.step),
         Loop("reconciler", settings.reconcile_interval, service.reconcile),
     ]
     supervisor.start()

@@ -144,14 +144,14 @@ def _alive(pid: int) -> bool:
 
 def run(service: Fanout, stop: threading.Event, supervisor: int | None = None) -> None:
     """Poll until `stop` is set, or the supervisor process is gone (a worker outliving it would
-    go on taking chunks nobody watches). Idle polls back off from `poll_interval` to 10 times
+    go on taking chunks nobody watches). Idle polls back off from `poll_interval` to 5 times
     that."""
     idle = 0
     while not stop.is_set() and (supervisor is None or _alive(supervisor)):
         if poll_once(service):
             idle = 0
         else:
-            idle = min(idle + 1, 10)
+            idle = min(idle + 1, 5)
             stop.wait(service.settings.poll_interval * idle)
 
 
