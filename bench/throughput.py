@@ -86,7 +86,7 @@ def measure(
             for attempt in range(1, repeat + 1):
                 # Not a synchronisation: a random gap, so a run does not start in step with the
                 # previous one's completion and hence with a system's own polling (fanout's
-                # notifier looks every 50 ms), which would round every run up alike.
+                # notifier looks every 20 ms), which would round every run up alike.
                 time.sleep(random.uniform(0.0, DEPHASE_SECONDS))
                 sampler.window()
                 run = system.run(items, time.monotonic() + timeout)
