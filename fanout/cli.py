@@ -24,6 +24,10 @@ Port = Annotated[int | None, typer.Option(help="Port to listen on [FANOUT_PORT].
 Workers = Annotated[
     int | None, typer.Option("--workers", "-w", help="Worker processes [FANOUT_WORKERS; CPUs].")
 ]
+BackendName = Annotated[
+    str | None,
+    typer.Option("--backend", help="sqlite, or aws: DynamoDB + SQS + S3 [FANOUT_BACKEND; sqlite]."),
+]
 DataDir = Annotated[
     Path | None, typer.Option(help="Where the SQLite file lives [FANOUT_DATA_DIR; .fanout].")
 ]
@@ -44,9 +48,14 @@ def _is_loopback(host: str) -> bool:
 
 @app.command()
 def serve(
-    host: Host = None, port: Port = None, workers: Workers = None, data_dir: DataDir = None
+    host: Host = None,
+    port: Port = None,
+    workers: Workers = None,
+    data_dir: DataDir = None,
+    backend: BackendName = None,
 ) -> None:
-    """Run the API, N worker processes, the webhook notifier and the reconciler."""
+    """Run the API, N worker processes, the webhook notifier and the reconciler (and, on AWS,
+    the stream aggregator)."""
     import uvicorn
 
     from api.app import create_app
@@ -54,7 +63,7 @@ def serve(
     from workers.local import Loop, Notifier, Supervisor
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    settings = _settings(host=host, port=port, workers=workers, data_dir=data_dir)
+    settings = _settings(host=host, port=port, workers=workers, data_dir=data_dir, backend=backend)
     if not settings.api_keys and not _is_loopback(settings.host):
         console.print(
             f"[yellow]No API keys configured (FANOUT_API_KEYS): listening on 127.0.0.1"
@@ -76,9 +85,10 @@ def serve(
     supervisor.start()
     for loop in loops:
         loop.start()
+    where = f"table {settings.table}" if settings.backend == "aws" else settings.data_dir.resolve()
     console.print(
         f"fanout serving on http://{settings.host}:{settings.port} with"
-        f" {settings.workers} workers; data in {settings.data_dir.resolve()}"
+        f" {settings.workers} workers; data in {where}"
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -104,21 +114,53 @@ def serve(
 
 
 @app.command()
-def worker(workers: Workers = None, data_dir: DataDir = None) -> None:
-    """Run worker processes only, against the same data directory as a `fanout serve`."""
+def worker(workers: Workers = None, data_dir: DataDir = None, backend: BackendName = None) -> None:
+    """Run worker processes only, against the same data directory as a `fanout serve`. On AWS,
+    also the stream aggregator, notifier and reconciler: every Lambda function but the API."""
     from fanout.wiring import build
-    from workers.local import Supervisor
+    from workers.local import Loop, Notifier, Supervisor
 
-    settings = _settings(workers=workers, data_dir=data_dir)
-    supervisor = Supervisor(settings, build(settings), settings.workers)
+    settings = _settings(workers=workers, data_dir=data_dir, backend=backend)
+    service = build(settings)
+    supervisor = Supervisor(settings, service, settings.workers)
+    notifier: Notifier | None = None
+    loops: list[Loop] = []
+    if settings.backend == "aws":
+        from workers.aws_pollers import background
+
+        notifier = Notifier(service)
+        loops = background(service, notifier)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     supervisor.start()
-    console.print(f"fanout worker: {settings.workers} processes on {settings.data_dir.resolve()}")
+    for loop in loops:
+        loop.start()
+    where = f"table {settings.table}" if settings.backend == "aws" else settings.data_dir.resolve()
+    console.print(f"fanout worker: {settings.workers} processes on {where}")
     while not stop.wait(1.0):
         pass
+    for loop in loops:
+        loop.stop()
+    if notifier is not None:
+        notifier.close()
     supervisor.stop()
+
+
+aws = typer.Typer(help="The AWS backend's resources.", no_args_is_help=True)
+app.add_typer(aws, name="aws")
+
+
+@aws.command()
+def bootstrap() -> None:
+    """Create the table (stream, TTL), queues (dead-letter redrive) and bucket on the
+    configured endpoint (AWS_ENDPOINT_URL), for emulators and trials; prints their settings.
+    Production uses the SAM template in infra/."""
+    from fanout.backends.aws import Clients
+    from fanout.backends.aws.bootstrap import bootstrap as create
+
+    for name, value in create(_settings(backend="aws"), Clients.create()).items():
+        typer.echo(f"{name}={value}")
 
 
 def main() -> None:  # pragma: no cover - the console script calls `app`

@@ -40,3 +40,7 @@ class Retry(Exception):
 
 class TaskTimeout(Exception):
     """An item ran past its task's timeout; retried like `Retry`."""
+
+
+class BackendError(FanoutError):
+    """The backend's service refused or failed a request, after its client's own retries."""

@@ -166,3 +166,21 @@ class Delivery:
     chunk: ChunkRef
     receipt: str
     receive_count: int
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A chunk result an asynchronous fan-in counted, and what counting it did."""
+
+    chunk: ChunkRef
+    outcome: RecordOutcome
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """Change records of one stream shard in stream order, as Lambda's event source would hand
+    them over (`records` in the Lambda event's shape); `position` is the last record's."""
+
+    source: str
+    records: list[dict[str, Any]]
+    position: str

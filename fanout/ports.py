@@ -6,13 +6,15 @@ Every operation is atomic and safe to repeat. Adapters translate their vendor's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from fanout.models import (
+    ChangeBatch,
     ChunkInput,
     ChunkRef,
     ChunkResult,
+    Counted,
     Delivery,
     EventId,
     Job,
@@ -72,8 +74,12 @@ class ChunkStore(Protocol):
         ...
 
     def record_chunk_result(self, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
-        """Store the result and move the job's counters, only on the first record of a live
-        chunk; release the next chunks of the window. Safe to repeat."""
+        """Store the result, only on the first record of a live chunk (`counted` says whether
+        this call was it). Safe to repeat.
+
+        A backend without a `FanIn` also moves the job's counters and releases the next chunks
+        of the window here, in the same atomic step. A backend with one leaves that to it:
+        `released` is then empty and `complete` False."""
         ...
 
     def split_chunk(self, chunk: ChunkRef) -> list[ChunkRef]:
@@ -84,6 +90,32 @@ class ChunkStore(Protocol):
     def release_window(self, job_id: JobId) -> list[ChunkRef]:
         """Re-release what a crash may have left unreleased: every chunk that should be in the
         queue. Sending a chunk twice is harmless; never sending it is a bug."""
+        ...
+
+
+class FanIn(Protocol):
+    """Fan-in after the fact, for a backend whose `record_chunk_result` only stores results
+    (AWS: a consumer of the table's DynamoDB stream)."""
+
+    def count(self, records: Sequence[Mapping[str, Any]]) -> list[Counted]:
+        """Count each chunk result first stored in `records` (change records in stream order):
+        move its job's counters and release the next chunks of its window. Safe to repeat with
+        the same records (Lambda retries a failed batch whole): each result counts once, and
+        only the one count that completes a job reports `complete`."""
+        ...
+
+
+class ChangeFeed(Protocol):
+    """The store's change records for a long-running poller: what Lambda's stream event source
+    does on AWS (shard by shard, parent shards before their children, from a checkpoint)."""
+
+    def read(self, limit: int) -> list[ChangeBatch]:
+        """The next records of each readable shard after its checkpoint, at most `limit` a
+        shard; reading again without `commit` returns the same records again."""
+        ...
+
+    def commit(self, batch: ChangeBatch) -> None:
+        """Move the batch's shard checkpoint past it, durably."""
         ...
 
 

@@ -12,7 +12,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from fanout.models import (
     ChunkInput,
     ChunkRef,
     ChunkResult,
+    Counted,
     Delivery,
     DeliveryStatus,
     EventId,
@@ -39,7 +40,16 @@ from fanout.models import (
     Webhook,
     WebhookEvent,
 )
-from fanout.ports import ChunkQueue, ChunkStore, IdempotencyStore, JobStore, Outbox, Reconcilable
+from fanout.ports import (
+    ChangeFeed,
+    ChunkQueue,
+    ChunkStore,
+    FanIn,
+    IdempotencyStore,
+    JobStore,
+    Outbox,
+    Reconcilable,
+)
 from fanout.settings import Settings
 from fanout.views import public_job
 
@@ -57,7 +67,8 @@ class TaskNotFound(Exception):
 
 @dataclass(frozen=True)
 class Backend:
-    """The adapters one deployment wires together."""
+    """The adapters one deployment wires together. `fan_in` and `changes` exist only where
+    recording a chunk result does not count it (AWS: the DynamoDB stream does)."""
 
     jobs: JobStore
     chunks: ChunkStore
@@ -65,6 +76,8 @@ class Backend:
     outbox: Outbox
     idempotency: IdempotencyStore
     reconcilable: Reconcilable
+    fan_in: FanIn | None = None
+    changes: ChangeFeed | None = None
 
 
 @dataclass(frozen=True)
@@ -298,6 +311,34 @@ class Fanout:
         self.backend.queue.send(outcome.released)
         if outcome.complete:
             self.finalize(chunk.job_id)
+
+    def aggregate(self, records: Sequence[Mapping[str, Any]]) -> Sequence[Counted]:
+        """Fan in a batch of change records (AWS: a DynamoDB stream batch, as Lambda delivers
+        it): count the chunk results first stored in it, send the chunks that frees, finalize a
+        job its last count completes. Safe to repeat with the same batch: a retried batch counts
+        nothing twice. A crash after counting leaves the rest to the reconciler."""
+        if self.backend.fan_in is None:
+            return []  # this backend counts results as it records them
+        counted = self.backend.fan_in.count(records)
+        for each in counted:
+            self.backend.queue.send(each.outcome.released)
+        for each in counted:
+            if each.outcome.complete:
+                self.finalize(each.chunk.job_id)
+        return counted
+
+    def aggregate_changes(self, limit: int = 100) -> int:
+        """One round of a stream poller: aggregate the next batch of each shard and move its
+        checkpoint past it. A batch that fails is read again next round. Returns how many
+        records were read."""
+        if self.backend.changes is None:
+            return 0
+        read = 0
+        for batch in self.backend.changes.read(limit):
+            self.aggregate(batch.records)
+            self.backend.changes.commit(batch)
+            read += len(batch.records)
+        return read
 
     # -- finish -------------------------------------------------------------------------------
 

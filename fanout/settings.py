@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,6 +20,8 @@ def _csv(value: object) -> object:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FANOUT_", extra="ignore")
 
+    # Which adapters to wire: the embedded SQLite file, or DynamoDB + SQS + S3.
+    backend: Literal["sqlite", "aws"] = "sqlite"
     data_dir: Path = Path(".fanout")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -55,6 +57,18 @@ class Settings(BaseSettings):
     webhook_backoff_max: float = 600.0
     retry_backoff_base: float = 0.1
     retry_backoff_max: float = 30.0
+
+    # The AWS backend (AWS_ENDPOINT_URL, read by boto3 itself, points it at an emulator). Queue
+    # URLs left unset are looked up by name: `<table>-chunks`, `<table>-dead`, `<table>-notify`.
+    table: str = "fanout"
+    chunk_queue_url: str | None = None
+    dead_letter_queue_url: str | None = None
+    notify_queue_url: str | None = None
+    bucket: str | None = None
+    # Finished jobs, their chunks and results expire this long after written (DynamoDB TTL).
+    retention_days: float = 7.0
+    # SQS long polling for the `--backend aws` pollers (at most 20 s, an SQS limit).
+    receive_wait_seconds: int = Field(default=1, ge=0, le=20)
 
     _split_csv = field_validator("tasks", "api_keys", "webhook_allow_networks", mode="before")(_csv)
 

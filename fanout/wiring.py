@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fanout import tasks
 from fanout.service import Backend, Fanout
 from fanout.settings import Settings
@@ -18,7 +20,52 @@ def sqlite_backend(settings: Settings) -> Backend:
     )
 
 
-def build(settings: Settings) -> Fanout:
-    """The service on the embedded SQLite backend, with the built-in and configured tasks."""
+def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
+    """DynamoDB + SQS + S3. `session_or_clients`: a boto3 session, or `Clients` already made
+    (tests point them at an emulator); None builds clients from the environment. Queue URLs
+    not configured are looked up by the names `fanout aws bootstrap` gives them."""
+    from fanout.backends.aws import (
+        Clients,
+        DynamoFanIn,
+        DynamoIdempotencyStore,
+        DynamoJobStore,
+        DynamoOutbox,
+        DynamoStreamReader,
+        S3Blobs,
+        SqsChunkQueue,
+        Table,
+    )
+    from fanout.backends.aws.bootstrap import queue_names, queue_url
+
+    clients = (
+        session_or_clients
+        if isinstance(session_or_clients, Clients)
+        else Clients.create(session_or_clients)
+    )
+    names = queue_names(settings)
+    table = Table(settings.table, clients.dynamodb)
+    store = DynamoJobStore(table, S3Blobs(settings.bucket, clients.s3), settings.retention_days)
+    queue = SqsChunkQueue(
+        clients.sqs,
+        settings.chunk_queue_url or queue_url(clients, names["chunks"]),
+        settings.dead_letter_queue_url or queue_url(clients, names["dead"]),
+        settings.receive_wait_seconds,
+    )
+    return Backend(
+        jobs=store,
+        chunks=store,
+        queue=queue,
+        outbox=DynamoOutbox(table),
+        idempotency=DynamoIdempotencyStore(table),
+        reconcilable=store,
+        fan_in=DynamoFanIn(table, store),
+        changes=DynamoStreamReader(table, clients.streams),
+    )
+
+
+def build(settings: Settings, session_or_clients: Any = None) -> Fanout:
+    """The service on the configured backend, with the built-in and configured tasks."""
     tasks.load(settings.tasks)
+    if settings.backend == "aws":
+        return Fanout(aws_backend(settings, session_or_clients), settings)
     return Fanout(sqlite_backend(settings), settings)

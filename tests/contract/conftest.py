@@ -16,10 +16,12 @@ import pytest
 from fanout import wiring
 from fanout.service import Backend
 from fanout.settings import Settings
+from tests.aws.moto import moto_backend
 from tests.contract.support import MAX_RECEIVE_COUNT, BackendUnavailable
 
 BACKENDS: dict[str, Callable[[Settings], Backend]] = {
     "sqlite": wiring.sqlite_backend,
+    "aws": moto_backend,
 }
 
 

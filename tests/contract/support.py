@@ -6,8 +6,18 @@ import time
 
 from pydantic_core import to_json
 
-from fanout.models import ChunkInput, ChunkRef, ChunkResult, JobOptions, NewJob, TenantId, Webhook
-from fanout.service import new_job_id
+from fanout.models import (
+    ChunkInput,
+    ChunkRef,
+    ChunkResult,
+    Counted,
+    JobOptions,
+    NewJob,
+    RecordOutcome,
+    TenantId,
+    Webhook,
+)
+from fanout.service import Backend, new_job_id
 
 MAX_RECEIVE_COUNT = 3
 TENANT = TenantId("tenant-a")
@@ -67,3 +77,29 @@ def echoed(chunk: ChunkRef, failed: frozenset[int] = frozenset()) -> ChunkResult
 
 def chunk_refs(job: NewJob, chunks: list[ChunkInput]) -> list[ChunkRef]:
     return [ChunkRef(job.id, c.start, c.end) for c in chunks]
+
+
+def fan_in(backend: Backend) -> list[Counted]:
+    """What an asynchronous fan-in (AWS: the stream aggregator) counts of the results recorded
+    so far: the change feed read to its end, as the stream poller reads it. Nothing for a
+    backend that counts as it records."""
+    counted: list[Counted] = []
+    if backend.fan_in is None or backend.changes is None:
+        return counted
+    while batches := backend.changes.read(100):
+        for batch in batches:
+            counted += backend.fan_in.count(batch.records)
+            backend.changes.commit(batch)
+    return counted
+
+
+def record(backend: Backend, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
+    """Record a chunk's result and let the fan-in count it: the two steps as one outcome."""
+    outcome = backend.chunks.record_chunk_result(chunk, result)
+    later = fan_in(backend)
+    assert all(c.chunk == chunk for c in later), "the fan-in counted another chunk's result"
+    return RecordOutcome(
+        counted=outcome.counted,
+        released=outcome.released + [ref for c in later for ref in c.outcome.released],
+        complete=outcome.complete or any(c.outcome.complete for c in later),
+    )

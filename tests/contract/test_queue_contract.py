@@ -95,16 +95,20 @@ def test_a_deleted_message_is_never_delivered_again(backend: Backend) -> None:
     assert chunks_of(back) == [B]
 
 
-def test_deleting_with_a_stale_receipt_does_nothing(backend: Backend) -> None:
+def test_deleting_with_a_stale_receipt_never_fails(backend: Backend) -> None:
+    # SQS may or may not delete the message then ("the request succeeds, but the message might
+    # not be deleted", DeleteMessage's reference); the core relies only on the call succeeding.
+    # The SQLite queue promises more: tests/test_sqlite_queue.py.
     backend.queue.send([A])
     [stale] = receive_all(backend, 1, SHORT)
     [current] = wait_until(lambda: backend.queue.receive(10, SHORT), EXPIRY)
 
     backend.queue.delete(stale.receipt)
+    backend.queue.delete(current.receipt)
+    backend.queue.delete(current.receipt)
 
-    [again] = wait_until(lambda: backend.queue.receive(10, LONG), EXPIRY)
-    assert (again.chunk, again.receive_count) == (A, 3)
     assert current.receipt != stale.receipt
+    assert backend.queue.receive(10, LONG) == []
 
 
 def test_extending_the_visibility_timeout_keeps_a_message_hidden(backend: Backend) -> None:

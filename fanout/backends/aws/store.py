@@ -1,0 +1,554 @@
+"""The job and chunk stores on DynamoDB.
+
+Recording a chunk result only puts its item; the stream aggregator (`fanin.py`) counts it. The
+job item carries the window as counters: `next_chunk` (the first original chunk not yet
+released, in input order), `in_flight` (released and not yet counted) and `max_concurrency`.
+Split halves are released when they are made, outside `next_chunk`.
+"""
+
+from __future__ import annotations
+
+import array
+import dataclasses
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pydantic_core import from_json, to_json
+
+from fanout.backends.aws.blobs import S3Blobs
+from fanout.backends.aws.table import (
+    INLINE_LIMIT,
+    Item,
+    Table,
+    chunk_key,
+    chunk_of,
+    chunk_sk,
+    job_key,
+    plan_key,
+    result_key,
+    result_sk,
+)
+from fanout.errors import BackendError
+from fanout.models import (
+    ChunkInput,
+    ChunkRef,
+    ChunkResult,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EventId,
+    Job,
+    JobId,
+    JobOptions,
+    JobStatus,
+    NewJob,
+    Page,
+    RecordOutcome,
+    TenantId,
+    WebhookEvent,
+)
+
+PLAN_PAGE = 8192  # chunk boundaries a plan item holds (8 bytes each: 64 KB)
+RELEASE_ATTEMPTS = 20
+STATUS = {"#status": "status"}
+IS_ACTIVE = "#status IN (:queued, :running)"
+ACTIVE_VALUES: Item = {":queued": JobStatus.QUEUED.value, ":running": JobStatus.RUNNING.value}
+# A chunk is ready (stored, maybe released), running, done (recorded) or split.
+STATE = {"#state": "state"}
+IS_LIVE = "#state IN (:ready, :running_chunk)"
+LIVE_VALUES: Item = {":ready": "ready", ":running_chunk": "running"}
+
+
+def job_from_item(item: Item) -> Job:
+    status = JobStatus(item["status"])
+    options = JobOptions(**from_json(item["options"]))
+    total, succeeded, failed = item["total"], item["succeeded"], item["failed"]
+    # `running` is a counter moved by two separate writes; never show it out of bounds.
+    running = 0 if status.terminal else max(0, min(item["running"], total - succeeded - failed))
+    return Job(
+        id=JobId(item["id"]),
+        tenant=TenantId(item["tenant"]),
+        task=item["task"],
+        status=status,
+        params=from_json(item["params"]),
+        options=dataclasses.replace(options, max_concurrency=item["max_concurrency"]),
+        webhook_url=item.get("webhook_url"),
+        total=total,
+        succeeded=succeeded,
+        failed=failed,
+        running=running,
+        created_at=item["created_at"],
+        started_at=item.get("started_at"),
+        finished_at=item.get("finished_at"),
+        reduce_value=from_json(item["reduce_value"]) if item.get("reduce_value") else None,
+        error=item.get("error"),
+        event=event_from_item(item) if "event_id" in item else None,
+    )
+
+
+def event_from_item(item: Item) -> WebhookEvent:
+    return WebhookEvent(
+        id=EventId(item["event_id"]),
+        job_id=JobId(item["id"]),
+        url=item["event_url"],
+        secret=item["event_secret"],
+        payload=item["event_payload"],
+        status=DeliveryStatus(item["event_status"]),
+        attempts=item["event_attempts"],
+        next_attempt_at=item["next_attempt_at"],
+        history=tuple(DeliveryAttempt(**attempt) for attempt in item["event_history"]),
+    )
+
+
+class DynamoJobStore:
+    """Implements JobStore, ChunkStore and Reconcilable on the one table."""
+
+    def __init__(self, table: Table, blobs: S3Blobs, retention_days: float) -> None:
+        self.table = table
+        self.blobs = blobs
+        self.retention = retention_days * 86400
+        self._plans: dict[tuple[str, int], list[int]] = {}  # plan pages never change
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def create_job(self, job: NewJob, chunks: Sequence[ChunkInput]) -> list[ChunkRef]:
+        """Chunk and plan items first, the job item last: until it exists nothing refers to
+        them, so a failure part-way leaves no job (and TTL removes the orphans)."""
+        expires = job.created_at + (job.options.timeout_seconds or 0) + self.retention
+        self.table.batch_write(
+            self._chunk_item(job.id, c.start, c.end, c.items_json, expires, ordinal=i)
+            for i, c in enumerate(chunks)
+        )
+        bounds = [c.start for c in chunks] + [job.total]
+        self.table.batch_write(
+            {
+                **plan_key(job.id, page),
+                "kind": "plan",
+                "bounds": array.array("q", bounds[first : first + PLAN_PAGE + 1]).tobytes(),
+                "expires_at": int(expires),
+            }
+            for page, first in enumerate(range(0, max(len(chunks), 1), PLAN_PAGE))
+        )
+        window = min(job.options.max_concurrency, len(chunks))
+        item: Item = {
+            **job_key(job.id),
+            "kind": "job",
+            "id": job.id,
+            "tenant": job.tenant,
+            "task": job.task,
+            "status": JobStatus.QUEUED.value,
+            "status_id": f"{JobStatus.QUEUED.value}#{job.id}",
+            "active": "1",
+            "params": to_json(job.params).decode(),
+            "options": to_json(dataclasses.asdict(job.options)).decode(),
+            "max_concurrency": job.options.max_concurrency,
+            "total": job.total,
+            "succeeded": 0,
+            "failed": 0,
+            "running": 0,
+            "in_flight": window,
+            "next_chunk": window,
+            "chunk_count": len(chunks),
+            "created_at": job.created_at,
+            "updated_at": job.created_at,
+        }
+        if job.webhook is not None:
+            item |= {"webhook_url": job.webhook.url, "webhook_secret": job.webhook.secret}
+        if job.options.timeout_seconds:
+            item["deadline"] = job.created_at + job.options.timeout_seconds
+        if not self.table.put(item, "attribute_not_exists(pk)"):
+            raise BackendError(f"job {job.id} exists already")
+        return [ChunkRef(job.id, c.start, c.end) for c in chunks[:window]]
+
+    def _chunk_item(
+        self, job_id: str, start: int, end: int, items: bytes, expires: float, **extra: Any
+    ) -> Item:
+        item: Item = {
+            "pk": f"JOB#{job_id}",
+            "sk": chunk_sk(start, end),
+            "kind": "chunk",
+            "start": start,
+            "end": end,
+            "state": "ready",
+            "expires_at": int(expires),
+            **extra,
+        }
+        if len(items) > INLINE_LIMIT:
+            item["items_key"] = f"inputs/{job_id}/{start}-{end}.json"
+            self.blobs.put(item["items_key"], items)
+        else:
+            item["items"] = items
+        return item
+
+    def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:
+        item = self.table.get(job_key(job_id))
+        if item is None or (tenant is not None and item["tenant"] != tenant):
+            return None
+        return job_from_item(item)
+
+    def list_jobs(
+        self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int
+    ) -> Page:
+        """Newest first: job ids sort by creation time. The `by_tenant_status` index sorts a
+        tenant's jobs by `<status>#<id>`, so one status is one contiguous range."""
+        values: Item = {":tenant": tenant}
+        if status is None:
+            index, condition = "by_tenant", "tenant = :tenant"
+            if cursor is not None:
+                condition += " AND id < :cursor"
+                values[":cursor"] = cursor
+        else:
+            index = "by_tenant_status"
+            values[":low"] = f"{status.value}#"
+            values[":high"] = f"{status.value}#{cursor}" if cursor else f"{status.value}$"
+            condition = "tenant = :tenant AND status_id BETWEEN :low AND :high"
+        items = list(
+            self.table.query(condition, values, index=index, forward=False, limit=limit + 1)
+        )
+        if cursor is not None and status is not None:
+            items = [item for item in items if item["id"] != cursor][: limit + 1]
+        next_cursor = items[limit - 1]["id"] if len(items) > limit else None
+        return Page([job_from_item(item) for item in items[:limit]], next_cursor)
+
+    def set_max_concurrency(self, job_id: JobId, max_concurrency: int) -> list[ChunkRef]:
+        item = self.table.update(
+            job_key(job_id),
+            "SET max_concurrency = :window, updated_at = :now",
+            condition=IS_ACTIVE,
+            names=STATUS,
+            values={":window": max_concurrency, ":now": time.time(), **ACTIVE_VALUES},
+            returns="ALL_NEW",
+        )
+        return [] if item is None else self.release(item)
+
+    def result_blocks(self, job_id: JobId, start: int) -> Iterator[tuple[int, bytes]]:
+        """Results sort by first item; the chunk holding item `start` begins at most
+        `chunk_size - 1` items before it, so the query starts there."""
+        job = self.table.get(job_key(job_id))
+        if job is None:
+            return
+        size = from_json(job["options"])["chunk_size"] or job["total"]
+        values = {
+            ":pk": f"JOB#{job_id}",
+            ":low": result_sk(max(0, start - size + 1), 0),
+            ":high": "RESULT$",  # just after every "RESULT#..." key
+        }
+        for item in self.table.query(
+            "pk = :pk AND sk BETWEEN :low AND :high", values, consistent=True, page_size=64
+        ):
+            if item["kind"] == "result" and item["end"] > start:
+                lines = item.get("lines")
+                yield (
+                    item["start"],
+                    lines if lines is not None else self.blobs.get(item["lines_key"]),
+                )
+
+    def webhook_secret(self, job_id: JobId) -> str | None:
+        item = self.table.get(job_key(job_id))
+        return None if item is None else item.get("webhook_secret")
+
+    def claim_completion(
+        self,
+        job_id: JobId,
+        status: JobStatus,
+        finished_at: float,
+        reduce_value: Any,
+        error: str | None,
+        event: WebhookEvent | None,
+    ) -> bool:
+        # Timeline: the last count's finalize, the reconciler, a timeout and a cancel may all
+        # try at once; the condition lets the first through and refuses everyone after it.
+        # The event is written with the transition, in the same item: one atomic write.
+        values: Item = {
+            ":status": status.value,
+            ":status_id": f"{status.value}#{job_id}",
+            ":now": finished_at,
+            ":reduce_value": to_json(reduce_value).decode(),
+            ":error": error,
+            ":expires_at": int(finished_at + self.retention),
+            **ACTIVE_VALUES,
+        }
+        sets = [
+            "#status = :status",
+            "status_id = :status_id",
+            "finished_at = :now",
+            "updated_at = :now",
+            "reduce_value = :reduce_value",
+            "#error = :error",
+            "expires_at = :expires_at",
+        ]
+        if event is not None:
+            # record_attempt knows only the event id: point it at the job first.
+            self.table.put(
+                {
+                    "pk": f"EVENT#{event.id}",
+                    "sk": "EVENT",
+                    "job_id": job_id,
+                    "expires_at": int(finished_at + self.retention),
+                }
+            )
+            sets += [
+                "event_id = :event_id",
+                "event_url = :event_url",
+                "event_secret = :event_secret",
+                "event_payload = :event_payload",
+                "event_status = :event_status",
+                "event_attempts = :zero",
+                "event_history = :no_attempts",
+                "next_attempt_at = :now",
+                "due = :due",  # the sparse `due` index holds pending events only
+            ]
+            values |= {
+                ":event_id": event.id,
+                ":event_url": event.url,
+                ":event_secret": event.secret,
+                ":event_payload": event.payload,
+                ":event_status": DeliveryStatus.PENDING.value,
+                ":zero": 0,
+                ":no_attempts": [],
+                ":due": "1",
+            }
+        claimed = self.table.update(
+            job_key(job_id),
+            f"SET {', '.join(sets)} REMOVE active",  # and leave the sparse `active` index
+            condition=IS_ACTIVE,
+            names={**STATUS, "#error": "error"},
+            values=values,
+        )
+        return claimed is not None
+
+    # -- chunks -------------------------------------------------------------------------------
+
+    def start_chunk(self, chunk: ChunkRef, now: float) -> bytes | None:
+        # Timeline: a redelivery finds the chunk running and runs it again; once it is recorded
+        # or split, the condition fails and the message is just deleted.
+        old = self.table.update(
+            chunk_key(chunk),
+            "SET #state = :running_chunk, started_at = :now",
+            condition=IS_LIVE,
+            names=STATE,
+            values={":now": now, **LIVE_VALUES},
+            returns="ALL_OLD",
+        )
+        if old is None:
+            return None
+        first_start = old["state"] == "ready"
+        job = self.table.update(
+            job_key(chunk.job_id),
+            "SET #status = :running, status_id = :status_id, updated_at = :now,"
+            " started_at = if_not_exists(started_at, :now) ADD running :items",
+            condition=IS_ACTIVE,
+            names=STATUS,
+            values={
+                ":status_id": f"{JobStatus.RUNNING.value}#{chunk.job_id}",
+                ":now": now,
+                ":items": chunk.size if first_start else 0,
+                **ACTIVE_VALUES,
+            },
+        )
+        if job is None:
+            return None
+        return self._items(old)
+
+    def _items(self, chunk_item: Item) -> bytes:
+        items = chunk_item.get("items")
+        return items if items is not None else self.blobs.get(chunk_item["items_key"])
+
+    def record_chunk_result(self, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
+        """Put the result item; the stream aggregator counts it. Its key is the chunk's, shared
+        with a split's tombstone, so a chunk is either recorded or split, never both."""
+        found = {
+            item["sk"]: item
+            for item in self.table.batch_get([job_key(chunk.job_id), chunk_key(chunk)])
+        }
+        job, live = found.get("JOB"), found.get(chunk_key(chunk)["sk"])
+        if job is None or JobStatus(job["status"]).terminal or live is None:
+            return RecordOutcome(counted=False)
+        if live["state"] not in ("ready", "running"):
+            return RecordOutcome(counted=False)
+        item: Item = {
+            **result_key(chunk),
+            "kind": "result",
+            "start": chunk.start,
+            "end": chunk.end,
+            "succeeded": result.succeeded,
+            "failed": result.failed,
+            # The aggregator frees these items from the job's running count.
+            "was_running": chunk.size if live["state"] == "running" else 0,
+            "expires_at": int(time.time() + self.retention),
+        }
+        if len(result.lines) > INLINE_LIMIT:
+            item["lines_key"] = f"results/{chunk.job_id}/{chunk.start}-{chunk.end}.jsonl"
+            self.blobs.put(item["lines_key"], result.lines)
+        else:
+            item["lines"] = result.lines
+        counted = self.table.put(item, "attribute_not_exists(sk)")
+        if counted or self._recorded(chunk):
+            # Done whether or not this call put the result: a crash between the two writes
+            # must not leave a recorded chunk runnable.
+            self.table.update(
+                chunk_key(chunk),
+                "SET #state = :done REMOVE #items",
+                condition=IS_LIVE,
+                names={**STATE, "#items": "items"},
+                values={":done": "done", **LIVE_VALUES},
+            )
+        return RecordOutcome(counted=counted)
+
+    def _recorded(self, chunk: ChunkRef) -> bool:
+        existing = self.table.get(result_key(chunk))
+        return existing is not None and existing["kind"] == "result"
+
+    def split_chunk(self, chunk: ChunkRef) -> list[ChunkRef]:
+        """Tombstone the parent's result key, write the halves, then mark the parent split: each
+        step is safe to repeat, so a dead letter redelivered after a crash finishes the split."""
+        if chunk.size < 2:
+            return []
+        job = self.table.get(job_key(chunk.job_id))
+        if job is None or JobStatus(job["status"]).terminal:
+            return []
+        expires = time.time() + self.retention
+        tombstone = {
+            **result_key(chunk),
+            "kind": "split",
+            "start": chunk.start,
+            "end": chunk.end,
+            "expires_at": int(expires),
+        }
+        if not self.table.put(tombstone, "attribute_not_exists(sk)"):
+            existing = self.table.get(result_key(chunk))
+            if existing is None or existing["kind"] != "split":
+                return []  # recorded first
+        parent = self.table.get(chunk_key(chunk))
+        if parent is None or parent["state"] not in ("ready", "running"):
+            return []  # split already
+        items = from_json(self._items(parent))
+        middle = chunk.size // 2
+        halves = [
+            (ChunkRef(chunk.job_id, chunk.start, chunk.start + middle), items[:middle]),
+            (ChunkRef(chunk.job_id, chunk.start + middle, chunk.end), items[middle:]),
+        ]
+        for half, part in halves:
+            half_item = self._chunk_item(
+                chunk.job_id, half.start, half.end, to_json(part), expires, half=True
+            )
+            # Never overwrite a half that a reconciler may already have sent and run.
+            self.table.put(half_item, "attribute_not_exists(sk)")
+        old = self.table.update(
+            chunk_key(chunk),
+            "SET #state = :split REMOVE #items",
+            condition=IS_LIVE,
+            names={**STATE, "#items": "items"},
+            values={":split": "split", **LIVE_VALUES},
+            returns="ALL_OLD",
+        )
+        if old is None:
+            return []
+        self.table.update(
+            job_key(chunk.job_id),
+            "SET updated_at = :now ADD in_flight :one, running :freed",
+            values={
+                ":now": time.time(),
+                ":one": 1,  # two halves in flight where the parent was
+                ":freed": -chunk.size if old["state"] == "running" else 0,
+            },
+        )
+        return [half for half, _ in halves]
+
+    def release_window(self, job_id: JobId) -> list[ChunkRef]:
+        """Every in-flight chunk again, and what the window has room for. The in-flight count is
+        corrected from the chunk items: a crash between two writes can leave it off by one."""
+        job = self.table.get(job_key(job_id))
+        if job is None or JobStatus(job["status"]).terminal:
+            return []
+        chunks = self.table.query(
+            "pk = :pk AND begins_with(sk, :chunk)",
+            {":pk": f"JOB#{job_id}", ":chunk": "CHUNK#"},
+            consistent=True,
+        )
+        in_flight = [
+            chunk_of(c)
+            for c in chunks
+            if c["state"] in ("ready", "running")
+            and (c.get("half") or c["ordinal"] < job["next_chunk"])
+        ]
+        corrected = self.table.update(
+            job_key(job_id),
+            "SET in_flight = :in_flight, updated_at = :now",
+            condition=f"{IS_ACTIVE} AND next_chunk = :seen",
+            names=STATUS,
+            values={
+                ":in_flight": len(in_flight),
+                ":now": time.time(),
+                ":seen": job["next_chunk"],
+                **ACTIVE_VALUES,
+            },
+            returns="ALL_NEW",
+        )
+        return in_flight + ([] if corrected is None else self.release(corrected))
+
+    def release(self, job: Item) -> list[ChunkRef]:
+        """Release original chunks in input order until the window is full, from a job item
+        just read. Two releasers that read the same `next_chunk` race on the condition: the
+        first moves it on, the second reads the job again and sees the room that is left."""
+        for _ in range(RELEASE_ATTEMPTS):
+            room = min(
+                job["max_concurrency"] - job["in_flight"], job["chunk_count"] - job["next_chunk"]
+            )
+            if room <= 0 or JobStatus(job["status"]).terminal:
+                return []
+            seen = job["next_chunk"]
+            moved = self.table.update(
+                job_key(job["id"]),
+                "SET next_chunk = :to, updated_at = :now ADD in_flight :room",
+                condition=f"{IS_ACTIVE} AND next_chunk = :seen",
+                names=STATUS,
+                values={
+                    ":to": seen + room,
+                    ":seen": seen,
+                    ":room": room,
+                    ":now": time.time(),
+                    **ACTIVE_VALUES,
+                },
+            )
+            if moved is not None:
+                return self._originals(JobId(job["id"]), seen, seen + room)
+            again = self.table.get(job_key(job["id"]))
+            if again is None:
+                return []
+            job = again
+        raise BackendError(f"releasing chunks of job {job['id']} lost {RELEASE_ATTEMPTS} races")
+
+    def _originals(self, job_id: JobId, first: int, stop: int) -> list[ChunkRef]:
+        """Original chunks `first` to `stop` (exclusive) by ordinal, from the plan items."""
+        refs = []
+        for ordinal in range(first, stop):
+            page, offset = divmod(ordinal, PLAN_PAGE)
+            bounds = self._plan(job_id, page)
+            refs.append(ChunkRef(job_id, bounds[offset], bounds[offset + 1]))
+        return refs
+
+    def _plan(self, job_id: JobId, page: int) -> list[int]:
+        bounds = self._plans.get((job_id, page))
+        if bounds is None:
+            item = self.table.get(plan_key(job_id, page), consistent=False)
+            if item is None:
+                raise BackendError(f"plan page {page} of job {job_id} is missing")
+            bounds = array.array("q", item["bounds"]).tolist()
+            if len(self._plans) > 4096:
+                self._plans.clear()
+            self._plans[(job_id, page)] = bounds
+        return bounds
+
+    # -- reconciler ---------------------------------------------------------------------------
+
+    def jobs_to_reconcile(self, now: float, stale_after: float) -> list[Job]:
+        """From the sparse `active` index, which holds non-terminal jobs only."""
+        jobs = []
+        for item in self.table.query("active = :one", {":one": "1"}, index="active"):
+            job = job_from_item(item)
+            complete = job.succeeded + job.failed == job.total
+            late = item.get("deadline") is not None and item["deadline"] < now
+            if complete or late or item["updated_at"] < now - stale_after:
+                jobs.append(job)
+        return jobs

@@ -1,0 +1,24 @@
+"""The AWS tests' service: the whole pipeline on fresh resources on the moto server."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fanout.service import Fanout
+from fanout.settings import Settings
+from fanout.wiring import build
+from tests.aws.moto import fresh_settings
+from tests.contract.support import BackendUnavailable
+
+
+@pytest.fixture
+def aws_service(settings: Settings) -> Fanout:
+    try:
+        aws, clients = fresh_settings(settings.model_copy(update={"max_receive_count": 3}))
+    except BackendUnavailable as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"the aws backend is unavailable: {error}")
+    return build(aws, clients)

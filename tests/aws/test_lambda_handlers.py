@@ -1,0 +1,448 @@
+"""The Lambda entry points, fed the events Lambda sends (API Gateway HTTP API v2, Function URL,
+SQS batch, DynamoDB stream batch, S3 notification), on the embedded backend: what is tested here
+is the translation of each event into service calls and back."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from mangum import Mangum
+from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
+
+from fanout.models import Delivery, Job, JobId, JobStatus, TenantId
+from fanout.service import Fanout, JobRequest
+from fanout.settings import Settings
+from workers import lambda_handlers
+
+TENANT = TenantId("default")
+Event = dict[str, Any]
+MakeHandler = Callable[[Settings], Mangum]
+
+
+# -- event shapes, as in the Lambda developer guide's examples ----------------------------------
+
+
+def http_event(method: str, path: str, body: Any = None, *, function_url: bool = False) -> Event:
+    """An HTTP API (payload format 2.0) event; a Function URL sends the same format."""
+    domain = (
+        "abcdefghij.lambda-url.us-east-1.on.aws"
+        if function_url
+        else "abcdefghij.execute-api.us-east-1.amazonaws.com"
+    )
+    headers = {"host": domain, "user-agent": "curl/8.5.0", "accept": "*/*"}
+    encoded = None
+    if body is not None:
+        encoded = json.dumps(body)
+        headers["content-type"] = "application/json"
+        headers["content-length"] = str(len(encoded))
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012" if not function_url else "anonymous",
+            "apiId": "abcdefghij",
+            "domainName": domain,
+            "domainPrefix": "abcdefghij",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.10",
+                "userAgent": "curl/8.5.0",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "27/Nov/2026:03:00:00 +0000",
+            "timeEpoch": 1795748400000,
+        },
+        "body": encoded,
+        "isBase64Encoded": False,
+    }
+
+
+def sqs_record(body: str, receipt: str, receive_count: int = 1) -> Event:
+    return {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": receipt,
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1795748400000",
+            "SenderId": "AROAEXAMPLE:fanout",
+            "ApproximateFirstReceiveTimestamp": "1795748400001",
+        },
+        "messageAttributes": {},
+        "md5OfBody": "0" * 32,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fanout-chunks",
+        "awsRegion": "us-east-1",
+    }
+
+
+def chunk_message(delivery: Delivery) -> Event:
+    """The record SQS hands Lambda for a chunk message, as SqsChunkQueue writes its body."""
+    chunk = delivery.chunk
+    body = json.dumps({"job_id": chunk.job_id, "start": chunk.start, "end": chunk.end})
+    return sqs_record(body, delivery.receipt, delivery.receive_count)
+
+
+def s3_event(bucket: str, key: str, sequencer: str = "0062E99A88DC407460") -> Event:
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": "2026-11-27T03:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "fanout-input",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {"key": key, "size": 10, "eTag": "abc", "sequencer": sequencer},
+                },
+            }
+        ]
+    }
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def submit(service: Fanout, items: list[Any], chunk_size: int = 2) -> Job:
+    job, _ = service.submit(
+        TENANT, JobRequest(task="echo", items=items, params={}, chunk_size=chunk_size)
+    )
+    return job
+
+
+def received(service: Fanout) -> list[Delivery]:
+    return service.backend.queue.receive(10, service.settings.visibility_timeout)
+
+
+@dataclass
+class Context:
+    """Lambda's context object, as much of it as Mangum's type names."""
+
+    function_name: str = "fanout-api"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fanout-api"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    log_group_name: str = "/aws/lambda/fanout-api"
+    log_stream_name: str = "2026/11/27/[$LATEST]abcdef"
+    identity: LambdaCognitoIdentity | None = None
+    client_context: LambdaMobileClientContext | None = None
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+def invoke(handler: Mangum, event: Event) -> Event:
+    response: Event = handler(event, Context())
+    return response
+
+
+def body_of(response: Event) -> Any:
+    body = response["body"]
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return json.loads(body)
+
+
+@pytest.fixture
+def make_handler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MakeHandler]:
+    """`api.lambda_handler.make_handler`, with the event loop Mangum runs on closed afterwards
+    (Mangum sets one and never closes it; left open, it warns when collected in a later test)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    # The module builds its own handler at import from the environment: keep its SQLite file
+    # out of the working directory.
+    monkeypatch.setenv("FANOUT_DATA_DIR", str(tmp_path / "import"))
+    from api import lambda_handler
+
+    yield lambda_handler.make_handler
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
+@pytest.fixture
+def api(settings: Settings, make_handler: MakeHandler) -> Mangum:
+    return make_handler(settings)
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function_url", [False, True], ids=["http-api-v2", "function-url"])
+def test_an_http_event_submits_a_job_and_reads_it_back(api: Mangum, function_url: bool) -> None:
+    created = invoke(
+        api,
+        http_event("POST", "/jobs", {"task": "echo", "items": [1, 2]}, function_url=function_url),
+    )
+    assert created["statusCode"] == 202, created
+    job = body_of(created)
+    assert created["headers"]["location"] == f"/jobs/{job['id']}"
+
+    read = invoke(api, http_event("GET", f"/jobs/{job['id']}", function_url=function_url))
+    assert read["statusCode"] == 200
+    assert body_of(read)["id"] == job["id"]
+    assert body_of(read)["counts"]["total"] == 2
+
+
+def test_an_error_comes_back_as_problem_json_text(api: Mangum) -> None:
+    response = invoke(api, http_event("POST", "/jobs", {"task": "no-such-task", "items": []}))
+    assert response["statusCode"] == 422
+    assert response["headers"]["content-type"].startswith("application/problem+json")
+    assert response["isBase64Encoded"] is False
+    assert body_of(response)["status"] == 422
+
+
+def test_the_lambda_handler_refuses_a_caller_without_a_configured_key(
+    settings: Settings, make_handler: MakeHandler
+) -> None:
+    guarded = make_handler(settings.model_copy(update={"api_keys": ["k1:tenant-a"]}))
+    assert invoke(guarded, http_event("GET", "/jobs"))["statusCode"] == 401
+    event = http_event("GET", "/jobs")
+    event["headers"]["authorization"] = "Bearer k1"
+    assert invoke(guarded, event)["statusCode"] == 200
+
+
+# -- SQS: chunks and dead letters -----------------------------------------------------------------
+
+
+def test_a_batch_of_chunk_messages_runs_every_chunk_and_reports_no_failures(
+    service: Fanout,
+) -> None:
+    job = submit(service, [1, 2, 3, 4, 5], chunk_size=2)
+    while deliveries := received(service):
+        event = {"Records": [chunk_message(d) for d in deliveries]}
+        assert lambda_handlers.handle_chunks(service, event) == {"batchItemFailures": []}
+    done = service.get(TENANT, job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert (done.succeeded, done.failed) == (5, 0)
+
+
+def test_only_the_records_that_fail_are_reported_for_redelivery(service: Fanout) -> None:
+    job = submit(service, [1, 2, 3, 4], chunk_size=2)
+    good = [chunk_message(d) for d in received(service)]
+    bad = sqs_record("not json", "receipt-of-a-broken-message")
+    response = lambda_handlers.handle_chunks(service, {"Records": [good[0], bad, good[1]]})
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+    assert service.get(TENANT, job.id).succeeded == 4
+
+
+def test_a_record_becomes_a_delivery_with_its_receipt_and_receive_count(
+    service: Fanout,
+) -> None:
+    job = submit(service, [1, 2], chunk_size=2)
+    [sent] = received(service)
+    record = SQSRecord(chunk_message(Delivery(sent.chunk, "r-1", 3)))
+    assert lambda_handlers.delivery(record) == Delivery(sent.chunk, "r-1", 3)
+    assert sent.chunk.job_id == job.id
+
+
+def test_a_dead_lettered_chunk_is_split_in_two(service: Fanout) -> None:
+    job = submit(service, [1, 2, 3, 4], chunk_size=4)
+    [chunk] = received(service)
+    dead = {"Records": [chunk_message(chunk)]}
+    assert lambda_handlers.handle_dead_letters(service, dead, receipt_prefix="") == {
+        "batchItemFailures": []
+    }
+    halves = sorted((d.chunk.start, d.chunk.end) for d in received(service))
+    assert halves == [(0, 2), (2, 4)]
+    assert not service.get(TENANT, job.id).status.terminal
+
+
+def test_a_dead_lettered_single_item_fails_that_item_only(service: Fanout) -> None:
+    job = submit(service, [7], chunk_size=1)
+    [chunk] = received(service)
+    lambda_handlers.handle_dead_letters(
+        service, {"Records": [chunk_message(chunk)]}, receipt_prefix=""
+    )
+    done = service.get(TENANT, job.id)
+    assert (done.status, done.failed) == (JobStatus.FAILED, 1)
+
+
+# -- SQS: webhook notifications -------------------------------------------------------------------
+
+
+def finished_job_with_webhook(service: Fanout) -> Job:
+    request = JobRequest(
+        task="echo", items=[1], params={}, webhook_url="http://127.0.0.1:9/hook", chunk_size=1
+    )
+    job, _ = service.submit(TENANT, request)
+    lambda_handlers.handle_chunks(service, {"Records": [chunk_message(received(service)[0])]})
+    return job
+
+
+def receiver(status: int, seen: list[httpx.Request]) -> httpx.Client:
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status)
+
+    return httpx.Client(transport=httpx.MockTransport(respond))
+
+
+def test_a_notification_delivers_the_due_webhook_once(service: Fanout) -> None:
+    job = finished_job_with_webhook(service)
+    seen: list[httpx.Request] = []
+    bell = {"Records": [sqs_record(json.dumps({"job_id": job.id}), "n-1")]}
+    client = receiver(204, seen)
+    assert lambda_handlers.handle_notifications(service, bell, client) == {"batchItemFailures": []}
+    assert lambda_handlers.handle_notifications(service, bell, client) == {"batchItemFailures": []}
+    assert [r.headers["webhook-id"] for r in seen] == [f"evt_{job.id}"]
+
+
+def test_a_notification_whose_webhook_fails_comes_back_for_another_try(service: Fanout) -> None:
+    finished_job_with_webhook(service)
+    seen: list[httpx.Request] = []
+    record = sqs_record("{}", "n-1")
+    response = lambda_handlers.handle_notifications(
+        service, {"Records": [record]}, receiver(503, seen)
+    )
+    assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert len(seen) == 1
+
+
+def test_the_schedule_delivers_webhooks_that_came_due(service: Fanout) -> None:
+    job = finished_job_with_webhook(service)
+    seen: list[httpx.Request] = []
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    assert lambda_handlers.handle_notifications(service, scheduled, receiver(200, seen)) is None
+    assert [r.headers["webhook-id"] for r in seen] == [f"evt_{job.id}"]
+
+
+# -- S3 input files -------------------------------------------------------------------------------
+
+
+class Bucket:
+    """The part of an S3 client's `get_object` the ingest reads: body and metadata."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, dict[str, str]]] = {}
+
+    def put(self, key: str, body: bytes, **metadata: str) -> None:
+        self.objects[key] = (body, metadata)
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        body, metadata = self.objects[Key]
+        return {"Body": io.BytesIO(body), "Metadata": metadata, "ETag": f'"{len(body)}"'}
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("items.json", b'["a", "b", "c"]'),
+        ("items.jsonl", b'"a"\n\n"b"\n"c"\n'),
+        ("items.ndjson", b'"a"\n"b"\n"c"'),
+    ],
+)
+def test_an_input_file_under_jobs_task_becomes_a_job_of_its_items(
+    service: Fanout, name: str, content: bytes
+) -> None:
+    bucket = Bucket()
+    bucket.put(f"jobs/echo/{name}", content)
+    [job_id] = lambda_handlers.handle_input_files(
+        service, s3_event("in", f"jobs/echo/{name}"), bucket
+    )
+    job = service.get(TENANT, JobId(job_id))
+    assert (job.task, job.total) == ("echo", 3)
+
+
+def test_a_csv_file_gives_one_object_per_row_and_metadata_sets_task_tenant_and_options(
+    service: Fanout,
+) -> None:
+    bucket = Bucket()
+    options = json.dumps({"params": {"salt": "s"}, "max_concurrency": 3, "chunk_size": 1})
+    bucket.put(
+        "jobs/uploads/my file.csv",
+        b"\xef\xbb\xbfname,size\nx,1\ny,2\n",
+        **{"fanout-task": "echo", "fanout-tenant": "tenant-b", "fanout-options": options},
+    )
+    [job_id] = lambda_handlers.handle_input_files(
+        service, s3_event("in", "jobs/uploads/my+file.csv"), bucket
+    )
+    job = service.get(TenantId("tenant-b"), JobId(job_id))
+    assert (job.task, job.total, job.params) == ("echo", 2, {"salt": "s"})
+    assert (job.options.max_concurrency, job.options.chunk_size) == (3, 1)
+    while deliveries := received(service):
+        lambda_handlers.handle_chunks(service, {"Records": [chunk_message(d) for d in deliveries]})
+    lines = list(service.result_lines(service.get(TenantId("tenant-b"), JobId(job_id)), 0, None))
+    assert [json.loads(line)["output"] for line in lines] == [
+        {"name": "x", "size": "1"},
+        {"name": "y", "size": "2"},
+    ]
+
+
+def test_the_same_s3_event_delivered_twice_creates_one_job(service: Fanout) -> None:
+    bucket = Bucket()
+    bucket.put("jobs/echo/a.json", b"[1]")
+    event = s3_event("in", "jobs/echo/a.json")
+    first = lambda_handlers.handle_input_files(service, event, bucket)
+    again = lambda_handlers.handle_input_files(service, event, bucket)
+    assert first == again
+    assert len(service.list(TENANT, None, None, 100).items) == 1
+    later_put = lambda_handlers.handle_input_files(
+        service, s3_event("in", "jobs/echo/a.json", sequencer="0062E99A88DC407999"), bucket
+    )
+    assert later_put != first
+
+
+@pytest.mark.parametrize(
+    ("key", "content", "metadata"),
+    [
+        ("jobs/echo/a.txt", b"[1]", {}),
+        ("jobs/a.json", b"[1]", {}),
+        ("jobs/echo/a.json", b'{"not": "a list"}', {}),
+        ("jobs/echo/a.json", b"[1", {}),
+        ("jobs/no-such-task/a.json", b"[1]", {}),
+        ("jobs/echo/a.json", b"[1]", {"fanout-options": "{"}),
+        ("jobs/echo/a.json", b"[1]", {"fanout-options": '{"items": [2]}'}),
+        ("jobs/echo/a.json", b"[1]", {"fanout-options": '{"webhook": {"url": "http://x"}}'}),
+    ],
+    ids=[
+        "extension",
+        "no-task",
+        "not-an-array",
+        "bad-json",
+        "unknown-task",
+        "bad-options",
+        "items-in-options",
+        "webhook-without-secret",
+    ],
+)
+def test_a_file_that_cannot_become_a_job_is_skipped_not_retried(
+    service: Fanout, key: str, content: bytes, metadata: dict[str, str]
+) -> None:
+    bucket = Bucket()
+    bucket.put(key, content, **metadata)
+    assert lambda_handlers.handle_input_files(service, s3_event("in", key), bucket) == []
+    assert service.list(TENANT, None, None, 100).items == []
+
+
+# -- schedule and stream --------------------------------------------------------------------------
+
+
+def test_an_embedded_backend_counts_at_record_time_so_a_stream_batch_is_a_no_op(
+    service: Fanout,
+) -> None:
+    job = submit(service, [1, 2], chunk_size=2)
+    record = {"eventName": "INSERT", "dynamodb": {"Keys": {"pk": {"S": "x"}, "sk": {"S": "y"}}}}
+    lambda_handlers.handle_stream(service, {"Records": [record]})
+    assert service.get(TENANT, job.id).succeeded == 0

@@ -1,0 +1,305 @@
+"""The SAM template, expanded by aws-sam-translator as `sam deploy` would, then checked by cfn-lint
+(which on its own does not look inside SAM resources) and by what the pipeline relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint
+from cfnlint.decode import cfn_yaml
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from fanout.backends.aws import bootstrap
+from fanout.backends.aws.table import chunk_key, job_key, result_key
+from fanout.models import ChunkRef, JobId
+from fanout.settings import Settings
+
+TEMPLATE = Path(__file__).parents[1] / "infra" / "template.yaml"
+ROOT = TEMPLATE.parents[1]
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/fanout:latest"
+AGREED_SETTINGS = {
+    "FANOUT_BACKEND",
+    "FANOUT_TABLE",
+    "FANOUT_CHUNK_QUEUE_URL",
+    "FANOUT_DEAD_LETTER_QUEUE_URL",
+    "FANOUT_NOTIFY_QUEUE_URL",
+    "FANOUT_BUCKET",
+    "FANOUT_RETENTION_DAYS",
+    "FANOUT_TASKS",
+}
+
+Template = dict[str, Any]
+
+
+def sam_template() -> Template:
+    loaded: Template = json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
+    return loaded
+
+
+def expand(template: Template) -> Template:
+    """What `sam deploy` sends to CloudFormation (ImageUri, which `sam build` fills in from the
+    function's Metadata, set to a placeholder)."""
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["ImageUri"] = IMAGE
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the translator reads it, as boto3 does
+        result: Template = Translator(None, Parser()).translate(
+            template, parameter_values={}, get_managed_policy_map=lambda: {}
+        )
+    return result
+
+
+@pytest.fixture(scope="module")
+def expanded() -> Template:
+    return expand(sam_template())
+
+
+def of_type(template: Template, kind: str) -> dict[str, Template]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def handlers(template: Template) -> dict[str, str]:
+    functions = of_type(template, "AWS::Lambda::Function")
+    return {name: f["Properties"]["ImageConfig"]["Command"][0] for name, f in functions.items()}
+
+
+def mapping_of(template: Template, function: str) -> Template:
+    for mapping in of_type(template, "AWS::Lambda::EventSourceMapping").values():
+        if mapping["Properties"]["FunctionName"] == {"Ref": function}:
+            return mapping
+    raise AssertionError(f"{function} has no event source mapping")
+
+
+def source_of(template: Template, mapping: Template) -> Template:
+    arn = mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"]
+    resource: Template = template["Resources"][arn[0]]
+    return resource
+
+
+# -- a minimal evaluator of Lambda event filter patterns (the subset the template uses) --------
+# https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    if isinstance(pattern, dict):
+        if not isinstance(value, dict):
+            return False
+        return all(key in value and matches(sub, value[key]) for key, sub in pattern.items())
+    assert isinstance(pattern, list), f"unsupported filter rule {pattern!r}"
+    return any(matches_rule(rule, value) for rule in pattern)
+
+
+def matches_rule(rule: Any, value: Any) -> bool:
+    if isinstance(rule, dict):
+        assert set(rule) == {"prefix"}, f"unsupported filter rule {rule!r}"
+        return isinstance(value, str) and value.startswith(rule["prefix"])
+    return bool(rule == value)
+
+
+def stream_record(event: str, key: dict[str, str]) -> Template:
+    """A DynamoDB stream record about the item with this key, as Lambda delivers it."""
+    keys = {name: {"S": value} for name, value in key.items()}
+    return {
+        "eventName": event,
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {"Keys": keys, "NewImage": keys, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }
+
+
+def stream_filters(template: Template) -> list[Any]:
+    mapping = mapping_of(template, "AggregatorFunction")
+    filters = mapping["Properties"]["FilterCriteria"]["Filters"]
+    return [json.loads(f["Pattern"]) for f in filters]
+
+
+def passes(filters: list[Any], record: Template) -> bool:
+    return any(matches(pattern, record) for pattern in filters)
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_the_expanded_template_has_no_cfn_lint_errors(expanded: Template) -> None:
+    found = lint(json.dumps(expanded), regions=["us-east-1"])
+    errors = [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in found]
+    assert not [e for e in errors if e.startswith("E")], "\n".join(errors)
+
+
+def test_cfn_lint_finds_a_wrong_attribute_inside_a_sam_function() -> None:
+    """The check above can fail: a bad GetAtt in an event source is caught after expansion."""
+    template = sam_template()
+    stream = template["Resources"]["AggregatorFunction"]["Properties"]["Events"]["ChunkResults"]
+    stream["Properties"]["Stream"] = {"Fn::GetAtt": ["Table", "StreamName"]}
+    found = lint(json.dumps(expand(template)), regions=["us-east-1"])
+    assert any(m.rule.id.startswith("E") for m in found)
+
+
+def test_every_function_names_a_handler_that_imports_and_is_callable(
+    expanded: Template, tmp_path: Path
+) -> None:
+    """In a fresh interpreter, as Lambda's runtime client does (module path, then attribute);
+    on the embedded backend, none of them imports boto3 (a cold start saves ~270 ms)."""
+    names = sorted(set(handlers(expanded).values()))
+    assert len(names) == 7
+    script = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    module, _, attribute = name.rpartition('.')\n"
+        "    assert callable(getattr(importlib.import_module(module), attribute)), name\n"
+        "assert 'boto3' not in sys.modules, 'boto3 imported on the embedded backend'\n"
+    )
+    env = {**os.environ, "FANOUT_DATA_DIR": str(tmp_path)}
+    env.pop("FANOUT_BACKEND", None)
+    run = subprocess.run(
+        [sys.executable, "-c", script, *names], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def test_the_stream_filter_passes_only_inserts_of_chunk_results(expanded: Template) -> None:
+    """With the AWS backend's own keys: a redelivered chunk's rewrite (MODIFY), an expiry
+    (REMOVE) and every other kind of item are not counted."""
+    filters = stream_filters(expanded)
+    chunk = ChunkRef(JobId("0190aa"), 0, 250)
+    assert passes(filters, stream_record("INSERT", result_key(chunk)))
+    assert not passes(filters, stream_record("MODIFY", result_key(chunk)))
+    assert not passes(filters, stream_record("REMOVE", result_key(chunk)))
+    assert not passes(filters, stream_record("INSERT", job_key(chunk.job_id)))
+    assert not passes(filters, stream_record("INSERT", chunk_key(chunk)))
+
+
+def test_the_stream_is_retried_in_halves_from_the_oldest_record(expanded: Template) -> None:
+    stream = mapping_of(expanded, "AggregatorFunction")["Properties"]
+    assert stream["StartingPosition"] == "TRIM_HORIZON"
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert 0 <= stream["MaximumRetryAttempts"] < 10_000
+    # A per-shard checkpoint needs one batch per shard at a time.
+    assert stream.get("ParallelizationFactor", 1) == 1
+    assert "FunctionResponseTypes" not in stream  # a failure retries the whole batch
+
+
+@pytest.mark.parametrize(
+    "function", ["ChunkWorkerFunction", "NotifierFunction", "DeadLetterFunction"]
+)
+def test_sqs_mappings_report_batch_item_failures_and_cap_concurrency(
+    expanded: Template, function: str
+) -> None:
+    mapping = mapping_of(expanded, function)
+    assert source_of(expanded, mapping)["Type"] == "AWS::SQS::Queue"
+    properties = mapping["Properties"]
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "MaximumConcurrency" in properties["ScalingConfig"]
+
+
+def test_the_chunk_workers_concurrency_is_the_parameter(expanded: Template) -> None:
+    scaling = mapping_of(expanded, "ChunkWorkerFunction")["Properties"]["ScalingConfig"]
+    assert scaling["MaximumConcurrency"] == {"Ref": "MaxConcurrency"}
+
+
+@pytest.mark.parametrize(
+    "function", ["ChunkWorkerFunction", "NotifierFunction", "DeadLetterFunction"]
+)
+def test_each_queue_hides_a_message_six_times_as_long_as_its_function_may_run(
+    expanded: Template, function: str
+) -> None:
+    """Lambda's guide for SQS event sources: visibility timeout at least six times the
+    function's timeout, so retries of a throttled batch are not received twice."""
+    timeout = expanded["Resources"][function]["Properties"]["Timeout"]
+    queue = source_of(expanded, mapping_of(expanded, function))
+    assert queue["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_the_chunk_queue_dead_letters_after_the_configured_receive_count(
+    expanded: Template,
+) -> None:
+    redrive = expanded["Resources"]["ChunkQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["ChunkDeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    environment = expanded["Resources"]["ChunkWorkerFunction"]["Properties"]["Environment"]
+    assert environment["Variables"]["FANOUT_MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
+
+
+def test_the_table_has_the_agreed_keys_stream_and_ttl(expanded: Template) -> None:
+    table = expanded["Resources"]["Table"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {
+        ("pk", "HASH"),
+        ("sk", "RANGE"),
+    }
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_the_table_matches_what_fanout_aws_bootstrap_creates(expanded: Template) -> None:
+    table = expanded["Resources"]["Table"]["Properties"]
+    attributes = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    assert attributes == bootstrap.ATTRIBUTES
+    indexes = {
+        index["IndexName"]: tuple(key["AttributeName"] for key in index["KeySchema"])
+        for index in table["GlobalSecondaryIndexes"]
+    }
+    assert indexes == bootstrap.INDEXES
+    assert {i["Projection"]["ProjectionType"] for i in table["GlobalSecondaryIndexes"]} == {"ALL"}
+    assert table["TimeToLiveSpecification"]["AttributeName"] == bootstrap.TTL_ATTRIBUTE
+
+
+def test_every_variable_the_template_sets_is_a_setting(expanded: Template) -> None:
+    """Settings ignore unknown FANOUT_ variables: a misspelt one would be silently lost."""
+    known = {f"FANOUT_{name.upper()}" for name in Settings.model_fields}
+    for name, function in of_type(expanded, "AWS::Lambda::Function").items():
+        variables = set(function["Properties"]["Environment"]["Variables"])
+        assert {v for v in variables if v.startswith("FANOUT_")} <= known, name
+
+
+def test_every_function_is_configured_with_the_agreed_settings(expanded: Template) -> None:
+    for name, function in of_type(expanded, "AWS::Lambda::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert set(variables) >= AGREED_SETTINGS, name
+        assert variables["FANOUT_BACKEND"] == "aws"
+
+
+def test_only_the_api_function_holds_the_api_keys(expanded: Template) -> None:
+    holders = [
+        name
+        for name, function in of_type(expanded, "AWS::Lambda::Function").items()
+        if "FANOUT_API_KEYS" in function["Properties"]["Environment"]["Variables"]
+    ]
+    assert holders == ["ApiFunction"]
+
+
+def test_no_inline_policy_grants_every_action_or_every_resource(expanded: Template) -> None:
+    for name, role in of_type(expanded, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"]
+                actions = actions if isinstance(actions, list) else [actions]
+                assert not any(a == "*" or a.endswith(":*") for a in actions), name
+                assert statement["Resource"] != "*", name
+
+
+def test_s3_input_files_under_jobs_trigger_the_ingest_function(expanded: Template) -> None:
+    bucket = expanded["Resources"]["Bucket"]["Properties"]
+    configs = bucket["NotificationConfiguration"]["LambdaConfigurations"]
+    assert len(configs) == 1
+    assert configs[0]["Event"] == "s3:ObjectCreated:*"
+    assert configs[0]["Function"] == {"Fn::GetAtt": ["S3IngestFunction", "Arn"]}
+    rules = configs[0]["Filter"]["S3Key"]["Rules"]
+    assert rules == [{"Name": "prefix", "Value": "jobs/"}]
+
+
+def test_the_reconciler_runs_on_a_schedule(expanded: Template) -> None:
+    rules = of_type(expanded, "AWS::Events::Rule")
+    targets = [t for rule in rules.values() for t in rule["Properties"]["Targets"]]
+    assert {"Fn::GetAtt": ["ReconcilerFunction", "Arn"]} in [t["Arn"] for t in targets]
+
+
+def test_the_outputs_name_the_api_url_bucket_and_table(expanded: Template) -> None:
+    assert {"ApiUrl", "BucketName", "TableName"} <= set(expanded["Outputs"])

@@ -1,0 +1,172 @@
+"""The Lambda entry points of the queue side: each turns its event into calls to `fanout.service`.
+
+The service is built once per container, on the first event (Lambda reuses a container for many
+events). Each `handle_*` function takes the service explicitly, so tests run it on any backend.
+
+SQS sources use partial batch responses (`ReportBatchItemFailures`): a failed record comes back
+alone after its visibility timeout, and the ones that succeeded are not run again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from fanout.backends.aws.queue import DEAD
+from fanout.errors import InvalidJob
+from fanout.models import ChunkRef, Delivery, JobId
+from fanout.service import Fanout
+from fanout.settings import Settings
+from fanout.wiring import build
+from workers import input_files
+
+log = logging.getLogger("fanout.lambda")
+Event = dict[str, Any]
+BatchResponse = PartialItemFailureResponse
+NOTIFY_BATCH = 32
+
+
+class WebhookPending(Exception):
+    """A due webhook event was not delivered this time; the outbox holds its next attempt."""
+
+
+@functools.cache
+def service() -> Fanout:
+    return build(Settings())
+
+
+def delivery(record: SQSRecord, receipt_prefix: str = "") -> Delivery:
+    """A chunk message (`{"job_id", "start", "end"}`, as SqsChunkQueue sends it) as a delivery.
+    SqsChunkQueue marks a dead letter's receipt with a prefix, so it deletes from the DLQ."""
+    body = json.loads(record.body)
+    return Delivery(
+        ChunkRef(JobId(body["job_id"]), int(body["start"]), int(body["end"])),
+        receipt=receipt_prefix + record.receipt_handle,
+        receive_count=int(record.attributes.approximate_receive_count),
+    )
+
+
+def each_record(event: Event, handle: Callable[[SQSRecord], None]) -> BatchResponse:
+    """Run `handle` on every record; report the ones that raised as the batch's failures."""
+
+    def logged(record: SQSRecord) -> None:
+        try:
+            handle(record)
+        except Exception:
+            log.exception("message %s failed", record.message_id)
+            raise
+
+    # Every record failed: report them all, as for a partial failure, rather than fail the
+    # invocation (the same records come back either way; this keeps errors for real crashes).
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=logged, processor=processor)
+
+
+def handle_chunks(fanout: Fanout, event: Event) -> BatchResponse:
+    return each_record(event, lambda record: fanout.process(delivery(record)))
+
+
+def handle_dead_letters(fanout: Fanout, event: Event, receipt_prefix: str = DEAD) -> BatchResponse:
+    def handle(record: SQSRecord) -> None:
+        fanout.process_dead_letter(delivery(record, receipt_prefix))
+
+    return each_record(event, handle)
+
+
+def deliver_due(fanout: Fanout, client: Any) -> None:
+    """Deliver the webhook events now due. Raises WebhookPending if one was not delivered."""
+    due = fanout.backend.outbox.due_events(time.time(), NOTIFY_BATCH)
+    attempts = [fanout.deliver(webhook, client) for webhook in due]
+    failed = [webhook.id for webhook, a in zip(due, attempts, strict=True) if not a.delivered]
+    if failed:
+        raise WebhookPending(f"not yet delivered: {', '.join(failed)}")
+
+
+def handle_notifications(fanout: Fanout, event: Event, client: Any) -> BatchResponse | None:
+    """A message on the notify queue rings the outbox's bell (the outbox, not the message, is
+    the record of what is owed); so does the schedule, for retries that come due. A record is
+    reported failed while an event stays undelivered, so SQS brings it back to try again."""
+    if "Records" not in event:
+        try:
+            deliver_due(fanout, client)
+        except WebhookPending as pending:
+            log.warning("%s", pending)  # the outbox keeps it due; the schedule comes back
+        return None
+    return each_record(event, lambda record: deliver_due(fanout, client))
+
+
+def handle_stream(fanout: Fanout, event: Event) -> None:
+    """A failure fails the whole batch: Lambda retries it, halving it each time (the template's
+    BisectBatchOnFunctionError). `aggregate` is idempotent under such retries."""
+    fanout.aggregate(event["Records"])
+
+
+def handle_input_files(fanout: Fanout, event: Event, s3: Any) -> list[str]:
+    """Create a job from each new input file (the convention: `workers.input_files`).
+    A file that can never become a job is logged and skipped: S3 would only retry it in vain.
+    Returns the ids of the jobs created."""
+    created = []
+    for file in input_files.input_files(event):
+        found = s3.get_object(Bucket=file.bucket, Key=file.key)
+        body: bytes = found["Body"].read()
+        try:
+            tenant, request = input_files.job_request(file.key, found.get("Metadata", {}), body)
+            job_id = input_files.submit_once(fanout, tenant, request, file, found.get("ETag", ""))
+        except (input_files.UnreadableInput, InvalidJob) as error:
+            detail = getattr(error, "errors", "")
+            log.error("s3://%s/%s is not a job: %s %s", file.bucket, file.key, error, detail)
+            continue
+        created.append(job_id)
+    return created
+
+
+# -- the handlers the template names -----------------------------------------------------------
+
+
+def chunk_worker(event: Event, context: Any) -> BatchResponse:
+    return handle_chunks(service(), event)
+
+
+def dead_letter(event: Event, context: Any) -> BatchResponse:
+    return handle_dead_letters(service(), event)
+
+
+def notifier(event: Event, context: Any) -> BatchResponse | None:
+    return handle_notifications(service(), event, _http())
+
+
+def aggregator(event: Event, context: Any) -> None:
+    handle_stream(service(), event)
+
+
+def reconciler(event: Event, context: Any) -> None:
+    service().reconcile()
+
+
+@functools.cache
+def _http() -> httpx.Client:
+    return httpx.Client(follow_redirects=False)
+
+
+@functools.cache
+def _s3() -> Any:
+    from fanout.backends.aws.clients import Clients  # boto3: only on AWS
+
+    return Clients.create().s3
+
+
+def s3_ingest(event: Event, context: Any) -> list[str]:
+    return handle_input_files(service(), event, _s3())
