@@ -104,13 +104,15 @@ def matches_rule(rule: Any, value: Any) -> bool:
     return bool(rule == value)
 
 
-def stream_record(event: str, key: dict[str, str]) -> Template:
-    """A DynamoDB stream record about the item with this key, as Lambda delivers it."""
+def stream_record(event: str, key: dict[str, str], kind: str) -> Template:
+    """A DynamoDB stream record about the item with this key and `kind` attribute (as the AWS
+    store writes them), as Lambda delivers it."""
     keys = {name: {"S": value} for name, value in key.items()}
+    image = {**keys, "kind": {"S": kind}}
     return {
         "eventName": event,
         "eventSource": "aws:dynamodb",
-        "dynamodb": {"Keys": keys, "NewImage": keys, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        "dynamodb": {"Keys": keys, "NewImage": image, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     }
 
 
@@ -166,14 +168,16 @@ def test_every_function_names_a_handler_that_imports_and_is_callable(
 
 def test_the_stream_filter_passes_only_inserts_of_chunk_results(expanded: Template) -> None:
     """With the AWS backend's own keys: a redelivered chunk's rewrite (MODIFY), an expiry
-    (REMOVE) and every other kind of item are not counted."""
+    (REMOVE), a split chunk's tombstone at its result key, and every other kind of item are not
+    counted, so the aggregator is invoked only for what it counts."""
     filters = stream_filters(expanded)
     chunk = ChunkRef(JobId("0190aa"), 0, 250)
-    assert passes(filters, stream_record("INSERT", result_key(chunk)))
-    assert not passes(filters, stream_record("MODIFY", result_key(chunk)))
-    assert not passes(filters, stream_record("REMOVE", result_key(chunk)))
-    assert not passes(filters, stream_record("INSERT", job_key(chunk.job_id)))
-    assert not passes(filters, stream_record("INSERT", chunk_key(chunk)))
+    assert passes(filters, stream_record("INSERT", result_key(chunk), "result"))
+    assert not passes(filters, stream_record("MODIFY", result_key(chunk), "result"))
+    assert not passes(filters, stream_record("REMOVE", result_key(chunk), "result"))
+    assert not passes(filters, stream_record("INSERT", result_key(chunk), "split"))
+    assert not passes(filters, stream_record("INSERT", job_key(chunk.job_id), "job"))
+    assert not passes(filters, stream_record("INSERT", chunk_key(chunk), "chunk"))
 
 
 def test_the_stream_is_retried_in_halves_from_the_oldest_record(expanded: Template) -> None:
