@@ -98,6 +98,10 @@ class JobPublic(BaseModel):
     reduce: str | None
     result: Any = Field(description="The reducer's value, once the job has ended.")
     error: str | None
+    output: str | None = Field(
+        description="Where the ordered results were written as JSON Lines once the job ended"
+        " (AWS: `s3://<bucket>/outputs/<job id>.jsonl`); null where none is written."
+    )
     webhook: WebhookPublic | None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import throughput
+from bench import compare, cost, throughput
 
 
 def main() -> int:
@@ -15,8 +15,22 @@ def main() -> int:
             "throughput", help="N no-op items, POST to webhook", description=throughput.__doc__
         )
     )
+    compare.add_arguments(
+        benchmarks.add_parser(
+            "compare",
+            help="fanout vs Celery vs multiprocessing, HTTP load, cold start",
+            description=compare.__doc__,
+        )
+    )
+    cost.add_arguments(
+        benchmarks.add_parser(
+            "cost", help="AWS requests and $ per million items, on moto", description=cost.__doc__
+        )
+    )
     args = parser.parse_args()
-    return throughput.run(args)
+    if args.benchmark == "cost":
+        return cost.run(args)
+    return compare.run(args) if args.benchmark == "compare" else throughput.run(args)
 
 
 if __name__ == "__main__":

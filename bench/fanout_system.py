@@ -22,7 +22,7 @@ from pydantic_core import to_json
 from standardwebhooks import Webhook
 
 from bench.rss import process_tree
-from bench.system import BenchError, Run
+from bench.system import NOOP, BenchError, Run, RunTimedOut, Workload
 from bench.webhook import WebhookReceiver
 
 STARTUP_SECONDS = 30.0
@@ -46,7 +46,8 @@ def serve_command() -> list[str]:
 
 
 class FanoutSystem:
-    """POSTs `{"task": "echo", "items": [0..N-1], "webhook": ...}` and times it to the webhook."""
+    """POSTs `{"task": "echo", "items": [0..N-1], "webhook": ...}` (or another workload's task,
+    items and params) and times it to the webhook."""
 
     name = "fanout"
 
@@ -100,13 +101,15 @@ class FanoutSystem:
     def root_pids(self) -> list[int]:
         return [] if self.process is None else [self.process.pid]
 
-    def run(self, items: int, deadline: float) -> Run:
+    def run(self, items: int, deadline: float, workload: Workload = NOOP) -> Run:
         assert self.client is not None and self.receiver is not None
         request: dict[str, Any] = {
-            "task": "echo",
-            "items": list(range(items)),
+            "task": workload.task,
+            "items": workload.items(items),
             "webhook": {"url": self.receiver.url},
         }
+        if workload.params:
+            request["params"] = workload.params
         if self.chunk_size is not None:
             request["chunk_size"] = self.chunk_size
         body = to_json(request)
@@ -119,7 +122,9 @@ class FanoutSystem:
         job = response.json()
         received = self.receiver.wait(job["id"], deadline)
         if received is None:
-            raise BenchError(f"no webhook for job {job['id']} before the deadline")
+            # Cancel it, so that its remaining chunks do not run on into the next run.
+            self.client.post(f"/jobs/{job['id']}/cancel")
+            raise RunTimedOut(f"no webhook for job {job['id']} before the deadline")
         seconds = received.at - started
         final = self._verify(items, job, received.headers, received.body)
         milestones = {
@@ -154,7 +159,7 @@ class FanoutSystem:
             self.client.close()
             self.client = None
         if self.process is not None:
-            _stop_tree(self.process)
+            stop_tree(self.process)
             self.process = None
         if self.receiver is not None:
             self.receiver.stop()
@@ -172,18 +177,22 @@ def _since(timestamp: str, wall: float) -> float:
     return datetime.fromisoformat(timestamp).timestamp() - wall
 
 
-def _stop_tree(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT the server (its clean shutdown stops the workers), then SIGKILL whatever of the
-    tree it had when asked is still running after SHUTDOWN_SECONDS."""
+def stop_tree(
+    process: subprocess.Popen[bytes],
+    signum: signal.Signals = signal.SIGINT,
+    grace: float = SHUTDOWN_SECONDS,
+) -> None:
+    """Send `signum` (fanout serve: SIGINT, whose clean shutdown stops the workers), then
+    SIGKILL whatever of the tree it had when asked is still running after `grace` seconds."""
     tree = process_tree([process.pid])
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         try:
-            process.wait(SHUTDOWN_SECONDS)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    alive = _running(tree, time.monotonic() + SHUTDOWN_SECONDS)
+    alive = _running(tree, time.monotonic() + grace)
     for leftover in alive:
         with contextlib.suppress(psutil.Error):
             leftover.kill()

@@ -6,13 +6,18 @@ import ipaddress
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from fanout.settings import Settings
+
+if TYPE_CHECKING:
+    from fanout.service import Fanout
+    from workers.local import Loop
 
 app = typer.Typer(
     help="fanout: fan a job's items out to workers and the results back in.", no_args_is_help=True
@@ -77,11 +82,15 @@ def serve(
         )
     service = build(settings)
     supervisor = Supervisor(settings, service, settings.workers)
-    notifier = Notifier(service)
-    loops = [
-        Loop("notifier", 0.02, notifier.step),
-        Loop("reconciler", settings.reconcile_interval, service.reconcile),
-    ]
+    if settings.backend == "aws":
+        loops, close = _aws_pollers(service)
+    else:
+        notifier = Notifier(service)
+        loops = [
+            Loop("notifier", 0.02, notifier.step),
+            Loop("reconciler", settings.reconcile_interval, service.reconcile),
+        ]
+        close = notifier.close
     supervisor.start()
     for loop in loops:
         loop.start()
@@ -108,7 +117,7 @@ def serve(
     finally:
         for loop in loops:
             loop.stop()
-        notifier.close()
+        close()
         supervisor.stop()
         console.print("fanout stopped; unfinished jobs resume at the next start.")
 
@@ -118,18 +127,15 @@ def worker(workers: Workers = None, data_dir: DataDir = None, backend: BackendNa
     """Run worker processes only, against the same data directory as a `fanout serve`. On AWS,
     also the stream aggregator, notifier and reconciler: every Lambda function but the API."""
     from fanout.wiring import build
-    from workers.local import Loop, Notifier, Supervisor
+    from workers.local import Supervisor
 
     settings = _settings(workers=workers, data_dir=data_dir, backend=backend)
     service = build(settings)
     supervisor = Supervisor(settings, service, settings.workers)
-    notifier: Notifier | None = None
     loops: list[Loop] = []
+    close: Callable[[], None] = _nothing_to_close
     if settings.backend == "aws":
-        from workers.aws_pollers import background
-
-        notifier = Notifier(service)
-        loops = background(service, notifier)
+        loops, close = _aws_pollers(service)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -142,9 +148,20 @@ def worker(workers: Workers = None, data_dir: DataDir = None, backend: BackendNa
         pass
     for loop in loops:
         loop.stop()
-    if notifier is not None:
-        notifier.close()
+    close()
     supervisor.stop()
+
+
+def _nothing_to_close() -> None:
+    """The embedded worker has no pollers to close."""
+
+
+def _aws_pollers(service: Fanout) -> tuple[list[Loop], Callable[[], None]]:
+    """The aggregator, notifier and reconciler Lambdas as pollers, and what closes them."""
+    from workers.aws_pollers import NoticePoller, background
+
+    notices = NoticePoller(service)
+    return background(service, notices), notices.close
 
 
 aws = typer.Typer(help="The AWS backend's resources.", no_args_is_help=True)

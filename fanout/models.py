@@ -131,6 +131,8 @@ class Job:
     reduce_value: Any = None
     error: str | None = None
     event: WebhookEvent | None = None
+    # Where the ordered final output was written (AWS: an S3 URI); None where none is written.
+    output: str | None = None
 
     @property
     def cancelled(self) -> int:
@@ -184,3 +186,13 @@ class ChangeBatch:
     source: str
     records: list[dict[str, Any]]
     position: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message on the notify queue: "deliver this completion event". The outbox, not the
+    message, holds the event and its attempts; `receipt` is set on received notices."""
+
+    event_id: EventId
+    job_id: JobId
+    receipt: str = ""

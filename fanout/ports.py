@@ -6,7 +6,7 @@ Every operation is atomic and safe to repeat. Adapters translate their vendor's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from fanout.models import (
@@ -21,6 +21,7 @@ from fanout.models import (
     JobId,
     JobStatus,
     NewJob,
+    Notice,
     Page,
     RecordOutcome,
     TenantId,
@@ -170,3 +171,26 @@ class ChunkQueue(Protocol):
     def extend(self, receipt: str, visibility_timeout: float) -> None: ...
 
     def receive_dead(self, max_messages: int, visibility_timeout: float) -> list[Delivery]: ...
+
+
+class NotificationQueue(Protocol):
+    """Notices of completion events to deliver (AWS: the notify queue, which triggers the
+    notifier). A notice may be lost or come twice: the outbox stays the record of what is owed."""
+
+    def announce(self, notice: Notice, delay: float = 0.0) -> None:
+        """Send the notice, visible after `delay` seconds (at most the queue's limit)."""
+        ...
+
+    def receive(self, max_messages: int) -> list[Notice]: ...
+
+    def delete(self, receipt: str) -> None: ...
+
+
+class FinalOutputs(Protocol):
+    """Each finished job's ordered results as one JSON Lines object (AWS: S3)."""
+
+    def write(self, job_id: JobId, lines: Iterable[bytes]) -> str:
+        """Write (or overwrite with the same content) the job's output; returns its location."""
+        ...
+
+    def location(self, job_id: JobId) -> str: ...

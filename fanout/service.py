@@ -35,6 +35,7 @@ from fanout.models import (
     JobOptions,
     JobStatus,
     NewJob,
+    Notice,
     Page,
     TenantId,
     Webhook,
@@ -45,8 +46,10 @@ from fanout.ports import (
     ChunkQueue,
     ChunkStore,
     FanIn,
+    FinalOutputs,
     IdempotencyStore,
     JobStore,
+    NotificationQueue,
     Outbox,
     Reconcilable,
 )
@@ -54,6 +57,10 @@ from fanout.settings import Settings
 from fanout.views import public_job
 
 MAX_LISTED_ERRORS = 50
+# Where notices announce each event, the schedule delivers only events overdue by this much:
+# those whose notice was lost, or whose retry was further off than the queue can delay it.
+NOTICE_GRACE = 60.0
+MAX_NOTICE_DELAY = 900.0  # SQS delays a message by at most 15 minutes
 log = logging.getLogger("fanout.service")
 
 
@@ -78,6 +85,10 @@ class Backend:
     reconcilable: Reconcilable
     fan_in: FanIn | None = None
     changes: ChangeFeed | None = None
+    # AWS: a notice per completion event triggers the notifier; elsewhere it polls the outbox.
+    notifications: NotificationQueue | None = None
+    # AWS: the ordered final output as one object; elsewhere the results are read in place.
+    outputs: FinalOutputs | None = None
 
 
 @dataclass(frozen=True)
@@ -220,12 +231,19 @@ class Fanout:
         job = self.backend.jobs.get_job(job_id, tenant)
         if job is None:
             raise JobNotFound(job_id)
-        return job
+        return self._with_output(job)
 
     def list(
         self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int
     ) -> Page:
-        return self.backend.jobs.list_jobs(tenant, status, cursor, limit)
+        page = self.backend.jobs.list_jobs(tenant, status, cursor, limit)
+        return dataclasses.replace(page, items=[self._with_output(job) for job in page.items])
+
+    def _with_output(self, job: Job) -> Job:
+        """A terminal job's output location: it was written before the job became terminal."""
+        if self.backend.outputs is None or not job.status.terminal:
+            return job
+        return dataclasses.replace(job, output=self.backend.outputs.location(job.id))
 
     def result_lines(self, job: Job, start: int, limit: int | None) -> Iterator[bytes]:
         """Outcome lines in input order from `start`, `limit` of them (None: to the end). An item
@@ -388,6 +406,13 @@ class Fanout:
         return reduce(outputs)
 
     def _complete(self, job: Job, status: JobStatus, value: Any, error: str | None) -> bool:
+        """Write the final output (where the backend keeps one), then claim the terminal
+        transition with its completion event, then announce the event. A crash between the
+        steps leaves the job active, so the reconciler repeats them; the output is the same."""
+        output = None
+        if self.backend.outputs is not None:
+            ended = dataclasses.replace(job, status=status)
+            output = self.backend.outputs.write(job.id, self.result_lines(ended, 0, None))
         now = time.time()
         event = None
         if job.webhook_url is not None:
@@ -409,6 +434,7 @@ class Fanout:
                 error=error,
                 running=0,
                 event=event,
+                output=output,
             )
             payload = {
                 "type": f"job.{status.value}",
@@ -416,7 +442,19 @@ class Fanout:
                 "data": public_job(final),
             }
             event = dataclasses.replace(event, payload=to_json(payload))
-        return self.backend.jobs.claim_completion(job.id, status, now, value, error, event)
+        claimed = self.backend.jobs.claim_completion(job.id, status, now, value, error, event)
+        if claimed and event is not None:
+            self._announce(event)
+        return claimed
+
+    def _announce(self, event: WebhookEvent, delay: float = 0.0) -> None:
+        if self.backend.notifications is None:
+            return
+        try:
+            self.backend.notifications.announce(Notice(event.id, event.job_id), delay)
+        except Exception:
+            # The event is in the outbox: the schedule delivers it once it is overdue.
+            log.exception("event %s stored, but announcing it failed", event.id)
 
     def _secret(self, job_id: JobId) -> str:
         secret = self.backend.jobs.webhook_secret(job_id)
@@ -441,6 +479,36 @@ class Fanout:
                 )
             else:
                 self.backend.queue.send(self.backend.chunks.release_window(job.id))
+
+    def notify(self, notice: Notice, client: Any) -> webhooks.Attempt | None:
+        """Deliver the event a notice names, if it is still pending and due; a duplicate or
+        stale notice does nothing (None). After a failed attempt, the next one is announced
+        with a delay when the queue can delay it that long; later ones are the schedule's
+        (`overdue_events`)."""
+        job = self.backend.jobs.get_job(notice.job_id)
+        event = job.event if job is not None else None
+        now = time.time()
+        if (
+            event is None
+            or event.id != notice.event_id
+            or event.status is not DeliveryStatus.PENDING
+            or event.next_attempt_at > now + 1.0  # a second of clock skew between hosts
+        ):
+            return None
+        attempt = self.deliver(event, client)
+        after = self.backend.jobs.get_job(notice.job_id) if not attempt.delivered else None
+        retry = after.event if after is not None else None
+        if retry is not None and retry.status is DeliveryStatus.PENDING:
+            delay = retry.next_attempt_at - time.time()
+            if delay <= MAX_NOTICE_DELAY:
+                self._announce(retry, delay)
+        return attempt
+
+    def overdue_events(self, now: float, limit: int = 32) -> Sequence[WebhookEvent]:
+        """The events a scheduled sweep delivers: every due one where no notices are sent;
+        where they are, only those overdue by NOTICE_GRACE."""
+        grace = 0.0 if self.backend.notifications is None else NOTICE_GRACE
+        return self.backend.outbox.due_events(now - grace, limit)
 
     def deliver(self, event: WebhookEvent, client: Any) -> webhooks.Attempt:
         """One delivery attempt of a completion event, recorded on the outbox."""

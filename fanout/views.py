@@ -41,6 +41,7 @@ def public_job(job: Job) -> dict[str, Any]:
         "reduce": options.reduce,
         "result": job.reduce_value,
         "error": job.error,
+        "output": job.output,
         "webhook": None,
     }
     if job.webhook_url is not None:

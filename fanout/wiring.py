@@ -36,6 +36,8 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         Table,
     )
     from fanout.backends.aws.bootstrap import queue_names, queue_url
+    from fanout.backends.aws.notices import SqsNotificationQueue
+    from fanout.backends.aws.outputs import S3FinalOutputs
 
     clients = (
         session_or_clients
@@ -44,7 +46,8 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
     )
     names = queue_names(settings)
     table = Table(settings.table, clients.dynamodb)
-    store = DynamoJobStore(table, S3Blobs(settings.bucket, clients.s3), settings.retention_days)
+    blobs = S3Blobs(settings.bucket, clients.s3)
+    store = DynamoJobStore(table, blobs, settings.retention_days)
     queue = SqsChunkQueue(
         clients.sqs,
         settings.chunk_queue_url or queue_url(clients, names["chunks"]),
@@ -60,6 +63,13 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         reconcilable=store,
         fan_in=DynamoFanIn(table, store),
         changes=DynamoStreamReader(table, clients.streams),
+        notifications=SqsNotificationQueue(
+            clients.sqs,
+            settings.notify_queue_url or queue_url(clients, names["notify"]),
+            settings.receive_wait_seconds,
+        ),
+        # Without a bucket there is nowhere to write it: results are read from the table.
+        outputs=S3FinalOutputs(blobs) if settings.bucket else None,
     )
 
 

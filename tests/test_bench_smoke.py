@@ -1,18 +1,23 @@
-"""`python -m bench throughput` at a tiny size: it completes, prints figures, and leaves no
-server behind. Never asserts on timings."""
+"""`python -m bench throughput` and `compare` at a tiny size: they complete, write their
+figures, and leave no process behind. Never asserts on timings."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import psutil
+import pytest
 from rich.console import Console
 
+from bench import http_load
 from bench.fanout_system import FanoutSystem
+from bench.peers import celery_system
+from bench.peers.celery_system import CeleryCluster
 from bench.rss import process_tree
 from bench.throughput import measure
 
@@ -64,3 +69,63 @@ def test_the_benchmark_stops_every_process_of_the_server_it_started() -> None:
     assert session_peak >= measurements[0].peak_rss_bytes > 0
     assert len(system.tree) >= 3  # serve, the forkserver, a worker
     assert all(_gone(process) for process in system.tree)
+
+
+def _celery_expected() -> bool:
+    """The Celery peer runs where redis-server and celery are installed; CI installs them
+    (scripts/install-bench-deps), so there its absence is a failure, not a skip."""
+    return not celery_system.missing() or bool(os.environ.get("CI"))
+
+
+def test_the_compare_benchmark_writes_its_json_table_and_plot_for_a_tiny_run(
+    tmp_path: Path,
+) -> None:
+    command = ["compare", "--sizes", "200", "--repeat", "1", "--workers", "1", "--skip-missing"]
+    command += ["--http-seconds", "1", "--http-rounds", "1", "--import-runs", "1"]
+    command += ["--out", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *command],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    [report_file] = tmp_path.glob("*-compare.json")
+    report = json.loads(report_file.read_text())
+    assert report_file.with_suffix(".md").read_text().startswith("## fanout vs")
+    assert report_file.with_suffix(".png").stat().st_size > 0
+    ran = {(r["system"], r["workload"]) for r in report["results"] if r["median_seconds"]}
+    expected = {("fanout", w) for w in ("no-op", "I/O 50 ms", "CPU ~1 ms")}
+    expected |= {("multiprocessing", w) for w in ("no-op", "CPU ~1 ms")}
+    if _celery_expected():
+        systems = ("celery-chord", "celery-chunks")
+        expected |= {(s, w) for s in systems for w in ("no-op", "I/O 50 ms", "CPU ~1 ms")}
+    assert ran == expected
+    assert all(r["items"] == 200 and r["peak_rss_bytes"] > 0 for r in report["results"])
+    assert report["coldstart"]["ratio"] > 0
+    if not http_load.missing():
+        assert report["http"]["GET /jobs/{id}"]["requests_per_second"] > 0
+
+
+def test_the_wrk_latency_lines_are_read_in_milliseconds() -> None:
+    output = (
+        "  Latency Distribution\n     50%  650.00us\n     75%    1.20ms\n     99%    1.50s\n"
+        "Requests/sec:   4015.57\n"
+    )
+    assert http_load.parse_wrk(output) == http_load.Load(4015.57, 0.65, 1500.0)
+
+
+@pytest.mark.skipif(
+    not _celery_expected(), reason="redis-server or celery not installed (see bench/README.md)"
+)
+def test_the_celery_cluster_stops_redis_and_every_worker_it_started() -> None:
+    cluster = CeleryCluster(workers=1, io_concurrency=2)
+    try:
+        cluster.start()
+        cluster.use("prefork")
+        tree = process_tree(cluster.root_pids())
+    finally:
+        cluster.stop()
+    assert len(tree) >= 3  # redis-server, the worker, its pool process
+    assert all(_gone(process) for process in tree)

@@ -3,15 +3,23 @@ against an emulator: `fanout worker --backend aws` and `fanout serve --backend a
 
 Chunk workers poll SQS (long polling) through the same `chunk_worker` loop as the embedded
 runtime; the aggregator reads the table's stream shard by shard from its checkpoints; the
-notifier and the reconciler are the embedded runtime's. All of them call `fanout.service`.
+notifier reads the notify queue as its Lambda's event source would, and sweeps overdue events
+as its schedule would; the reconciler is the embedded runtime's. All of them call
+`fanout.service`.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+
+import httpx
+
 from fanout.service import Fanout
-from workers.local import Loop, Notifier
+from workers.local import Loop
 
 AGGREGATE_EVERY = 0.1  # seconds between stream reads when the stream is idle
+log = logging.getLogger("fanout.runtime")
 
 
 def drain_stream(service: Fanout) -> int:
@@ -29,10 +37,38 @@ def aggregator(service: Fanout) -> Loop:
     return Loop("aggregator", AGGREGATE_EVERY, step)
 
 
-def background(service: Fanout, notifier: Notifier) -> list[Loop]:
+class NoticePoller:
+    """The notifier Lambda's two event sources: notices on the notify queue, and the sweep."""
+
+    def __init__(self, service: Fanout) -> None:
+        assert service.backend.notifications is not None, "the aws backend has a notify queue"
+        self.service = service
+        self.notices = service.backend.notifications
+        self.client = httpx.Client(follow_redirects=False)
+
+    def step(self) -> None:
+        for notice in self.notices.receive(10):
+            try:
+                self.service.notify(notice, self.client)
+            except Exception:
+                # Not deleted: the notice comes back after its visibility timeout.
+                log.exception("handling the notice of %s failed", notice.event_id)
+                continue
+            self.notices.delete(notice.receipt)
+
+    def sweep(self) -> None:
+        for event in self.service.overdue_events(time.time()):
+            self.service.deliver(event, self.client)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def background(service: Fanout, notices: NoticePoller) -> list[Loop]:
     """Every poller but the chunk workers (processes under `workers.local.Supervisor`)."""
     return [
         aggregator(service),
-        Loop("notifier", 0.05, notifier.step),
+        Loop("notices", 0.01, notices.step),  # receive() long-polls the queue
+        Loop("sweep", service.settings.reconcile_interval, notices.sweep),
         Loop("reconciler", service.settings.reconcile_interval, service.reconcile),
     ]

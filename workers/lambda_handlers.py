@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from fanout.backends.aws.notices import notice_of
 from fanout.backends.aws.queue import DEAD
 from fanout.errors import InvalidJob
 from fanout.models import ChunkRef, Delivery, JobId
@@ -37,10 +38,6 @@ log = logging.getLogger("fanout.lambda")
 Event = dict[str, Any]
 BatchResponse = PartialItemFailureResponse
 NOTIFY_BATCH = 32
-
-
-class WebhookPending(Exception):
-    """A due webhook event was not delivered this time; the outbox holds its next attempt."""
 
 
 @functools.cache
@@ -86,26 +83,22 @@ def handle_dead_letters(fanout: Fanout, event: Event, receipt_prefix: str = DEAD
     return each_record(event, handle)
 
 
-def deliver_due(fanout: Fanout, client: Any) -> None:
-    """Deliver the webhook events now due. Raises WebhookPending if one was not delivered."""
-    due = fanout.backend.outbox.due_events(time.time(), NOTIFY_BATCH)
-    attempts = [fanout.deliver(webhook, client) for webhook in due]
-    failed = [webhook.id for webhook, a in zip(due, attempts, strict=True) if not a.delivered]
-    if failed:
-        raise WebhookPending(f"not yet delivered: {', '.join(failed)}")
-
-
 def handle_notifications(fanout: Fanout, event: Event, client: Any) -> BatchResponse | None:
-    """A message on the notify queue rings the outbox's bell (the outbox, not the message, is
-    the record of what is owed); so does the schedule, for retries that come due. A record is
-    reported failed while an event stays undelivered, so SQS brings it back to try again."""
+    """A notify-queue batch (each message names one completion event, `{"event_id", "job_id"}`)
+    or the schedule's sweep of overdue events. A notice whose delivery fails succeeds anyway:
+    the service announces the retry with a delay, or leaves it to the sweep. Only a record that
+    could not be handled at all (unreadable, the table failing) comes back."""
     if "Records" not in event:
-        try:
-            deliver_due(fanout, client)
-        except WebhookPending as pending:
-            log.warning("%s", pending)  # the outbox keeps it due; the schedule comes back
+        for due in fanout.overdue_events(time.time(), NOTIFY_BATCH):
+            fanout.deliver(due, client)
         return None
-    return each_record(event, lambda record: deliver_due(fanout, client))
+    return each_record(event, lambda record: notify(fanout, record, client))
+
+
+def notify(fanout: Fanout, record: SQSRecord, client: Any) -> None:
+    attempt = fanout.notify(notice_of(record.body), client)
+    if attempt is not None and not attempt.delivered:
+        log.warning("webhook not delivered: %s %s", attempt.status_code, attempt.error or "")
 
 
 def handle_stream(fanout: Fanout, event: Event) -> None:

@@ -30,6 +30,7 @@ JOB_FIELDS = {
     "reduce",
     "result",
     "error",
+    "output",
     "webhook",
 }
 
@@ -66,6 +67,7 @@ async def test_a_new_job_shows_every_documented_field(client: httpx.AsyncClient)
     )
 
     assert set(job) == JOB_FIELDS
+    assert job["output"] is None  # the embedded backend serves results from its file only
     assert job["task"] == "sha256"
     assert job["status"] == "queued"
     assert job["counts"] == {

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from mangum import Mangum
 from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
 
-from fanout.models import Delivery, Job, JobId, JobStatus, TenantId
+from fanout.models import Delivery, DeliveryStatus, Job, JobId, JobStatus, TenantId
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from workers import lambda_handlers
@@ -299,25 +299,42 @@ def receiver(status: int, seen: list[httpx.Request]) -> httpx.Client:
     return httpx.Client(transport=httpx.MockTransport(respond))
 
 
-def test_a_notification_delivers_the_due_webhook_once(service: Fanout) -> None:
+def notice(job: Job) -> Event:
+    """The record SQS hands the notifier for a job's completion event."""
+    return sqs_record(json.dumps({"event_id": f"evt_{job.id}", "job_id": job.id}), "n-1")
+
+
+def test_a_notice_delivers_its_webhook_once_however_often_it_comes(service: Fanout) -> None:
     job = finished_job_with_webhook(service)
     seen: list[httpx.Request] = []
-    bell = {"Records": [sqs_record(json.dumps({"job_id": job.id}), "n-1")]}
+    bell = {"Records": [notice(job)]}
     client = receiver(204, seen)
     assert lambda_handlers.handle_notifications(service, bell, client) == {"batchItemFailures": []}
     assert lambda_handlers.handle_notifications(service, bell, client) == {"batchItemFailures": []}
     assert [r.headers["webhook-id"] for r in seen] == [f"evt_{job.id}"]
 
 
-def test_a_notification_whose_webhook_fails_comes_back_for_another_try(service: Fanout) -> None:
-    finished_job_with_webhook(service)
+def test_a_notice_whose_webhook_fails_records_the_attempt_and_leaves_the_event_pending(
+    service: Fanout,
+) -> None:
+    job = finished_job_with_webhook(service)
     seen: list[httpx.Request] = []
-    record = sqs_record("{}", "n-1")
     response = lambda_handlers.handle_notifications(
-        service, {"Records": [record]}, receiver(503, seen)
+        service, {"Records": [notice(job)]}, receiver(503, seen)
+    )
+    assert response == {"batchItemFailures": []}
+    event = service.get(TENANT, job.id).event
+    assert event is not None
+    assert (event.status, event.attempts, len(seen)) == (DeliveryStatus.PENDING, 1, 1)
+
+
+def test_a_message_that_is_not_a_notice_is_reported_for_redelivery(service: Fanout) -> None:
+    finished_job_with_webhook(service)
+    record = sqs_record('{"job_id": "x"}', "n-1")
+    response = lambda_handlers.handle_notifications(
+        service, {"Records": [record]}, receiver(204, [])
     )
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
-    assert len(seen) == 1
 
 
 def test_the_schedule_delivers_webhooks_that_came_due(service: Fanout) -> None:

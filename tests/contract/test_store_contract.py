@@ -15,6 +15,7 @@ from pydantic_core import from_json
 from fanout.errors import IdempotencyConflict, IdempotencyMismatch
 from fanout.models import (
     ChunkRef,
+    ChunkResult,
     DeliveryStatus,
     EventId,
     Job,
@@ -149,6 +150,20 @@ def test_a_started_chunk_can_be_started_again_by_a_redelivery(backend: Backend) 
     assert backend.chunks.start_chunk(chunk, time.time()) is not None
     assert backend.chunks.start_chunk(chunk, time.time()) is not None
     assert stored(backend, job.id).running == 4
+
+
+def test_every_chunk_starts_with_exactly_its_own_items_and_a_redelivery_with_the_same(
+    backend: Backend,
+) -> None:
+    job, chunks = new_job(total=1003, chunk_size=100, max_concurrency=11)
+    every = backend.jobs.create_job(job, chunks)
+    assert len(every) == 11
+
+    for chunk in reversed(every):
+        for _ in range(2):
+            items = backend.chunks.start_chunk(chunk, time.time())
+            assert items is not None
+            assert from_json(items) == list(range(chunk.start, chunk.end))
 
 
 def test_an_unknown_job_is_not_found(backend: Backend) -> None:
@@ -488,6 +503,32 @@ def test_result_blocks_of_many_chunks_recorded_at_random_are_all_in_order(
 
     assert [o["index"] for o in lines_of(backend, job.id)] == list(range(300))
     assert [o["index"] for o in lines_of(backend, job.id, 123)] == list(range(123, 300))
+
+
+def test_large_result_blocks_read_back_whole_and_in_input_order(backend: Backend) -> None:
+    job, chunks = new_job(total=600, chunk_size=200, max_concurrency=3)
+    every = backend.jobs.create_job(job, chunks)
+    padding = "x" * 100  # ~20 KB of lines a chunk, as ~100-byte results make
+    results = {
+        chunk: ChunkResult(
+            succeeded=chunk.size,
+            failed=0,
+            lines=b"\n".join(
+                b'{"index":%d,"status":"succeeded","output":"%s"}' % (i, padding.encode())
+                for i in range(chunk.start, chunk.end)
+            ),
+        )
+        for chunk in every
+    }
+    for chunk in reversed(every):
+        backend.chunks.start_chunk(chunk, time.time())
+        record(backend, chunk, results[chunk])
+
+    assert [lines for _, lines in backend.jobs.result_blocks(job.id, 0)] == [
+        results[c].lines for c in every
+    ]
+    assert [o["index"] for o in lines_of(backend, job.id, 450)] == list(range(400, 600))
+    assert stored(backend, job.id).succeeded == 600
 
 
 def test_a_job_has_no_result_blocks_before_any_chunk_is_recorded(backend: Backend) -> None:

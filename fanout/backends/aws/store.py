@@ -4,6 +4,10 @@ Recording a chunk result only puts its item; the stream aggregator (`fanin.py`) 
 job item carries the window as counters: `next_chunk` (the first original chunk not yet
 released, in input order), `in_flight` (released and not yet counted) and `max_concurrency`.
 Split halves are released when they are made, outside `next_chunk`.
+
+With a bucket, chunk inputs live in S3 (one object per job, a byte range per chunk) and result
+lines over a few KB too (one object per chunk), so the items whose state changes stay small and
+each of those writes costs one write unit.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -48,6 +53,10 @@ from fanout.models import (
     WebhookEvent,
 )
 
+# An S3 PUT costs as much as 8 write units ($0.005 per 1,000 against $0.625 per million, see
+# fanout.pricing), and a ranged GET more than reading 4 KB from the table: result lines up to
+# 7 KB are cheaper inline in their result item, larger ones cheaper as one object per chunk.
+INLINE_RESULT_LIMIT = 7 * 1024
 PLAN_PAGE = 8192  # chunk boundaries a plan item holds (8 bytes each: 64 KB)
 RELEASE_ATTEMPTS = 20
 STATUS = {"#status": "status"}
@@ -115,10 +124,7 @@ class DynamoJobStore:
         """Chunk and plan items first, the job item last: until it exists nothing refers to
         them, so a failure part-way leaves no job (and TTL removes the orphans)."""
         expires = job.created_at + (job.options.timeout_seconds or 0) + self.retention
-        self.table.batch_write(
-            self._chunk_item(job.id, c.start, c.end, c.items_json, expires, ordinal=i)
-            for i, c in enumerate(chunks)
-        )
+        self.table.batch_write(self._chunk_items(job.id, chunks, expires))
         bounds = [c.start for c in chunks] + [job.total]
         self.table.batch_write(
             {
@@ -160,10 +166,41 @@ class DynamoJobStore:
             raise BackendError(f"job {job.id} exists already")
         return [ChunkRef(job.id, c.start, c.end) for c in chunks[:window]]
 
+    def _chunk_items(
+        self, job_id: JobId, chunks: Sequence[ChunkInput], expires: float
+    ) -> list[Item]:
+        """With a bucket, every chunk's input goes into one object per job (one PUT) and each
+        chunk item keeps its byte range: a chunk item then stays ~150 bytes, so each write that
+        moves its state costs one write unit, however large the input."""
+        if self.blobs.bucket is None or not chunks:
+            return [
+                self._chunk_item(job_id, c.start, c.end, c.items_json, expires, ordinal=i)
+                for i, c in enumerate(chunks)
+            ]
+        key = f"inputs/{job_id}.json"
+        self.blobs.put(key, b"".join(c.items_json for c in chunks))
+        items, at = [], 0
+        for i, c in enumerate(chunks):
+            where = {"items_key": key, "items_at": at, "items_length": len(c.items_json)}
+            items.append(self._chunk_state(job_id, c.start, c.end, expires, ordinal=i, **where))
+            at += len(c.items_json)
+        return items
+
     def _chunk_item(
         self, job_id: str, start: int, end: int, items: bytes, expires: float, **extra: Any
     ) -> Item:
-        item: Item = {
+        """A chunk item with its input: in an object of its own when there is a bucket, else
+        inline up to DynamoDB's item size."""
+        item = self._chunk_state(job_id, start, end, expires, **extra)
+        if self.blobs.bucket is not None or len(items) > INLINE_LIMIT:
+            item["items_key"] = f"inputs/{job_id}/{start}-{end}.json"
+            self.blobs.put(item["items_key"], items)
+        else:
+            item["items"] = items
+        return item
+
+    def _chunk_state(self, job_id: str, start: int, end: int, expires: float, **extra: Any) -> Item:
+        return {
             "pk": f"JOB#{job_id}",
             "sk": chunk_sk(start, end),
             "kind": "chunk",
@@ -173,12 +210,6 @@ class DynamoJobStore:
             "expires_at": int(expires),
             **extra,
         }
-        if len(items) > INLINE_LIMIT:
-            item["items_key"] = f"inputs/{job_id}/{start}-{end}.json"
-            self.blobs.put(item["items_key"], items)
-        else:
-            item["items"] = items
-        return item
 
     def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:
         item = self.table.get(job_key(job_id))
@@ -351,8 +382,13 @@ class DynamoJobStore:
         return self._items(old)
 
     def _items(self, chunk_item: Item) -> bytes:
-        items = chunk_item.get("items")
-        return items if items is not None else self.blobs.get(chunk_item["items_key"])
+        if "items" in chunk_item:
+            return bytes(chunk_item["items"])
+        if "items_at" in chunk_item:  # a range of the job's one input object
+            return self.blobs.get(
+                chunk_item["items_key"], chunk_item["items_at"], chunk_item["items_length"]
+            )
+        return self.blobs.get(chunk_item["items_key"])
 
     def record_chunk_result(self, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
         """Put the result item; the stream aggregator counts it. Its key is the chunk's, shared
@@ -377,8 +413,12 @@ class DynamoJobStore:
             "was_running": chunk.size if live["state"] == "running" else 0,
             "expires_at": int(time.time() + self.retention),
         }
-        if len(result.lines) > INLINE_LIMIT:
-            item["lines_key"] = f"results/{chunk.job_id}/{chunk.start}-{chunk.end}.jsonl"
+        inline_limit = INLINE_LIMIT if self.blobs.bucket is None else INLINE_RESULT_LIMIT
+        if len(result.lines) > inline_limit:
+            # A key per attempt: two deliveries racing here must not overwrite the lines of the
+            # one whose result item is put (a task may answer differently each time).
+            attempt = uuid.uuid4().hex
+            item["lines_key"] = f"results/{chunk.job_id}/{chunk.start}-{chunk.end}/{attempt}.jsonl"
             self.blobs.put(item["lines_key"], result.lines)
         else:
             item["lines"] = result.lines

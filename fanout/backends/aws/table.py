@@ -17,6 +17,7 @@ in order from one Query and its stream records from one shard at a time):
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -85,6 +86,9 @@ def decode(value: Mapping[str, Any]) -> Any:
     [(kind, raw)] = value.items()
     if kind == "N":
         return float(raw) if any(c in raw for c in ".eE") else int(raw)
+    if kind == "B" and isinstance(raw, str):
+        # A stream record in a Lambda event is JSON: its binary values come base64-encoded.
+        return base64.b64decode(raw)
     if kind in ("S", "B", "BOOL"):
         return raw
     if kind == "NULL":

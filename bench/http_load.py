@@ -1,0 +1,131 @@
+"""The HTTP side: requests/s and p50/p99 latency of `GET /jobs/{id}` on fanout serve, beside a
+bare FastAPI route returning static JSON, served by uvicorn with the same settings as fanout
+serve (access log off, log level warning, uvicorn's defaults otherwise: uvloop, httptools).
+
+The load generator is Debian's `wrk` (`wrk -t1 -c50 -d<s>s --latency`) on loopback; rounds
+alternate between the two servers and the median round is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from bench.fanout_system import STARTUP_SECONDS, FanoutSystem, free_port, stop_tree
+from bench.system import BenchError
+
+CONNECTIONS = 50
+LOAD_GENERATOR = f"wrk -t1 -c{CONNECTIONS} --latency (Debian's wrk, on loopback)"
+STATIC = {"id": "static", "status": "succeeded", "counts": {"total": 1, "succeeded": 1}}
+
+
+def bare_app() -> FastAPI:
+    """`uvicorn bench.http_load:bare_app --factory`: one route returning static JSON."""
+    app = FastAPI()
+
+    @app.get("/static")
+    async def static() -> dict[str, Any]:
+        return STATIC
+
+    return app
+
+
+@dataclass(frozen=True)
+class Load:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output: str) -> Load:
+    """Requests/s and the 50% and 99% lines of `wrk --latency`'s distribution."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    found = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", output, re.MULTILINE))
+    if rps is None or set(found) != {"50", "99"}:
+        raise BenchError(f"could not read wrk's output: {output[-500:]}")
+
+    def ms(text: str) -> float:
+        unit = "us" if text.endswith("us") else "ms" if text.endswith("ms") else "s"
+        return float(text.removesuffix(unit)) * _UNITS[unit]
+
+    return Load(float(rps.group(1)), ms(found["50"]), ms(found["99"]))
+
+
+def wrk(url: str, seconds: float) -> Load:
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "--latency", url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed: {done.stderr[-500:]}")
+    return parse_wrk(done.stdout)
+
+
+class BareServer:
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        port = free_port()
+        command = [sys.executable, "-m", "uvicorn", "bench.http_load:bare_app", "--factory"]
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        command += ["--no-access-log", "--log-level", "warning"]
+        self.process = subprocess.Popen(command)
+        self.url = f"http://127.0.0.1:{port}/static"
+        deadline = time.monotonic() + STARTUP_SECONDS
+        with httpx.Client() as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise BenchError(f"the bare server exited with {self.process.returncode}")
+                try:
+                    if client.get(self.url, timeout=1.0).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    # Not listening yet: give it a moment, noticing at once if it exits.
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.process.wait(0.05)
+        raise BenchError("the bare server did not answer in time")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_tree(self.process)
+            self.process = None
+
+
+def missing() -> list[str]:
+    return [] if shutil.which("wrk") else ["wrk"]
+
+
+def measure(fanout: FanoutSystem, seconds: float, rounds: int) -> dict[str, Any]:
+    """Submits one small job to the (started) fanout server, then alternates wrk rounds against
+    its `GET /jobs/{id}` and the bare route. Reports the round of median requests/s."""
+    assert fanout.client is not None and fanout.receiver is not None
+    job = fanout.client.post("/jobs", json={"task": "echo", "items": list(range(10))})
+    if job.status_code != 202:
+        raise BenchError(f"POST /jobs answered {job.status_code}: {job.text[:300]}")
+    job_url = f"{fanout.client.base_url}/jobs/{job.json()['id']}"
+    bare = BareServer()
+    bare.start()
+    try:
+        loads: dict[str, list[Load]] = {"GET /jobs/{id}": [], "bare FastAPI route": []}
+        for _ in range(rounds):
+            loads["bare FastAPI route"].append(wrk(bare.url, seconds))
+            loads["GET /jobs/{id}"].append(wrk(job_url, seconds))
+    finally:
+        bare.stop()
+    report: dict[str, Any] = {"load_generator": LOAD_GENERATOR, "seconds": seconds}
+    for name, found in loads.items():
+        middle = sorted(found, key=lambda load: load.requests_per_second)[(len(found) - 1) // 2]
+        report[name] = {**asdict(middle), "rounds": [asdict(load) for load in found]}
+    return report

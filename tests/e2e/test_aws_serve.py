@@ -1,0 +1,74 @@
+"""The AWS pipeline on a laptop: `fanout aws bootstrap` then `fanout serve --backend aws`, both
+real processes, against the moto server, exactly as the embedded default runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.aws import moto
+from tests.contract.support import BackendUnavailable
+from tests.e2e.harness import REPO, Launcher, Receiver, the_one_webhook
+
+TOTAL = 30
+
+
+def aws_environment(fanout: Launcher, table: str) -> dict[str, str]:
+    """The environment of a process on the moto server: endpoint, throwaway credentials, and
+    fresh names (bootstrap derives the queues' names from the table's)."""
+    try:
+        endpoint = moto.endpoint()
+    except BackendUnavailable as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"the aws backend is unavailable: {error}")
+    return fanout.env(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": moto.REGION,
+            "FANOUT_TABLE": table,
+            "FANOUT_BUCKET": table,
+        }
+    )
+
+
+def test_serve_on_the_aws_backend_runs_a_job_to_one_signed_webhook_against_the_moto_server(
+    fanout: Launcher, receiver: Receiver
+) -> None:
+    environment = aws_environment(fanout, f"serve-{os.getpid()}")
+    bootstrapped = subprocess.run(
+        [sys.executable, "-m", "fanout", "aws", "bootstrap"],
+        env=environment,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    settings = dict(line.split("=", 1) for line in bootstrapped.stdout.splitlines())
+    assert set(settings) >= {"FANOUT_TABLE", "FANOUT_CHUNK_QUEUE_URL", "FANOUT_NOTIFY_QUEUE_URL"}
+
+    server = fanout.serve(workers=2, env={**environment, **settings, "FANOUT_BACKEND": "aws"})
+    job = server.submit(
+        {
+            "task": "echo",
+            "items": list(range(TOTAL)),
+            "chunk_size": 3,
+            "max_concurrency": 4,
+            "webhook": {"url": receiver.url},
+        }
+    )
+
+    payload = the_one_webhook(server, receiver, job["id"], job["webhook"]["secret"], timeout=60)
+    assert payload["type"] == "job.succeeded"
+    assert payload["data"]["counts"]["succeeded"] == TOTAL
+    assert (
+        payload["data"]["output"] == f"s3://{settings['FANOUT_BUCKET']}/outputs/{job['id']}.jsonl"
+    )
+    assert [r["output"] for r in server.results(job["id"])] == list(range(TOTAL))
+    assert server.stop() == 0
