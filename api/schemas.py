@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fanout.models import JobStatus
+from fanout.service import JobRequest
 
 
 class WebhookCreate(BaseModel):
@@ -49,6 +50,17 @@ class JobCreate(BaseModel):
     tolerated_failure_percentage: float | None = Field(default=None, ge=0, le=100)
     timeout_seconds: float | None = Field(default=None, gt=0)
     reduce: str | None = Field(default=None, description="A registered reducer's name.")
+
+    def to_request(self) -> JobRequest:
+        """The service's view of this body, the webhook flattened (items are not copied)."""
+        return JobRequest(
+            task=self.task,
+            items=self.items,
+            params=self.params,
+            webhook_url=self.webhook.url if self.webhook else None,
+            webhook_secret=self.webhook.secret if self.webhook else None,
+            **self.model_dump(exclude={"task", "items", "params", "webhook"}),
+        )
 
 
 class JobPatch(BaseModel):

@@ -31,6 +31,13 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
 
+    @classmethod
+    def after_attempt(cls, delivered: bool, next_attempt_at: float | None) -> DeliveryStatus:
+        """Delivered; or pending while another attempt is scheduled; or failed for good."""
+        if delivered:
+            return cls.DELIVERED
+        return cls.FAILED if next_attempt_at is None else cls.PENDING
+
 
 @dataclass(frozen=True)
 class JobOptions:

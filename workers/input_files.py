@@ -108,14 +108,7 @@ def job_request(key: str, metadata: dict[str, str], body: bytes) -> tuple[Tenant
         raise InvalidJob("The job is not valid", errors) from error
     if create.webhook is not None and create.webhook.secret is None:
         raise UnreadableInput(f"{key}: a webhook in fanout-options needs its secret")
-    request = JobRequest(
-        task=create.task,
-        items=create.items,
-        params=create.params,
-        webhook_url=create.webhook.url if create.webhook else None,
-        webhook_secret=create.webhook.secret if create.webhook else None,
-        **create.model_dump(exclude={"task", "items", "params", "webhook"}),
-    )
+    request = create.to_request()
     return TenantId(metadata.get("fanout-tenant") or DEFAULT_TENANT), request
 
 

@@ -17,7 +17,7 @@ from api.deps import Service, Tenant
 from api.problems import Problem, validation_errors
 from api.schemas import JobCreate, JobPatch, JobPublic, JobsPublic, ResultsPublic
 from fanout.models import Job, JobId, JobStatus
-from fanout.service import Fanout, JobRequest
+from fanout.service import Fanout
 from fanout.views import public_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -50,24 +50,7 @@ def _parse(body: bytes) -> JobCreate:
 
 
 def _submit(service: Fanout, tenant: Tenant, create: JobCreate) -> tuple[bytes, str]:
-    request = JobRequest(
-        task=create.task,
-        items=create.items,
-        params=create.params,
-        webhook_url=create.webhook.url if create.webhook else None,
-        webhook_secret=create.webhook.secret if create.webhook else None,
-        **create.model_dump(
-            include={
-                "chunk_size",
-                "max_concurrency",
-                "max_attempts",
-                "tolerated_failure_count",
-                "tolerated_failure_percentage",
-                "timeout_seconds",
-                "reduce",
-            }
-        ),
-    )
+    request = create.to_request()
     job, secret = service.submit(tenant, request)
     view = public_job(job)
     if secret is not None:

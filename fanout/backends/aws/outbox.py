@@ -40,12 +40,7 @@ class DynamoOutbox:
         pointer = self.table.get({"pk": f"EVENT#{event_id}", "sk": "EVENT"})
         if pointer is None:
             return
-        if delivered:
-            status = DeliveryStatus.DELIVERED
-        elif next_attempt_at is None:
-            status = DeliveryStatus.FAILED
-        else:
-            status = DeliveryStatus.PENDING
+        status = DeliveryStatus.after_attempt(delivered, next_attempt_at)
         sets = [
             "event_status = :status",
             "event_attempts = event_attempts + :one",

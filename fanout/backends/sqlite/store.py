@@ -394,12 +394,7 @@ class SqliteStore:
         next_attempt_at: float | None,
         delivered: bool,
     ) -> None:
-        if delivered:
-            status = DeliveryStatus.DELIVERED
-        elif next_attempt_at is None:
-            status = DeliveryStatus.FAILED
-        else:
-            status = DeliveryStatus.PENDING
+        status = DeliveryStatus.after_attempt(delivered, next_attempt_at)
         attempt = to_json({"at": at, "status_code": status_code, "error": error}).decode()
         with self.db.write() as conn:
             conn.execute(
