@@ -37,6 +37,18 @@ STOP_TIMEOUT = 30.0
 QUIET = 1.0
 
 
+def all_succeeded(total: int) -> dict[str, int]:
+    """The counts of a job whose `total` items all succeeded."""
+    return {
+        "total": total,
+        "succeeded": total,
+        "failed": 0,
+        "pending": 0,
+        "running": 0,
+        "cancelled": 0,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -110,6 +110,18 @@ def decode_item(item: Mapping[str, Any]) -> Item:
     return {name: decode(value) for name, value in item.items()}
 
 
+def _expressions(condition: str | None, names: Item | None, values: Item | None) -> dict[str, Any]:
+    """The optional condition and expression attributes of a write, as boto3 takes them."""
+    parts: dict[str, Any] = {}
+    if condition is not None:
+        parts["ConditionExpression"] = condition
+    if names:
+        parts["ExpressionAttributeNames"] = names
+    if values:
+        parts["ExpressionAttributeValues"] = encode_item(values)
+    return parts
+
+
 class Table:
     """Requests on the table with plain-Python items. A failed condition is an answer (None or
     False), not an error; any other vendor error is raised as `BackendError`."""
@@ -135,12 +147,7 @@ class Table:
     ) -> bool:
         """Write `item`; False (nothing written) when `condition` does not hold."""
         request: dict[str, Any] = {"TableName": self.name, "Item": encode_item(item)}
-        if condition is not None:
-            request["ConditionExpression"] = condition
-        if names:
-            request["ExpressionAttributeNames"] = names
-        if values:
-            request["ExpressionAttributeValues"] = encode_item(values)
+        request.update(_expressions(condition, names, values))
         try:
             with translated(f"writing {item['sk']} of {item['pk']}"):
                 self.client.put_item(**request)
@@ -166,13 +173,8 @@ class Table:
             "Key": encode_item(key),
             "UpdateExpression": update,
             "ReturnValues": returns,
+            **_expressions(condition, names, values),
         }
-        if condition is not None:
-            request["ConditionExpression"] = condition
-        if names:
-            request["ExpressionAttributeNames"] = names
-        if values:
-            request["ExpressionAttributeValues"] = encode_item(values)
         try:
             with translated(f"updating {key['sk']} of {key['pk']}"):
                 response = self.client.update_item(**request)
@@ -184,10 +186,7 @@ class Table:
 
     def delete(self, key: Item, condition: str | None = None, names: Item | None = None) -> bool:
         request: dict[str, Any] = {"TableName": self.name, "Key": encode_item(key)}
-        if condition is not None:
-            request["ConditionExpression"] = condition
-        if names:
-            request["ExpressionAttributeNames"] = names
+        request.update(_expressions(condition, names, None))
         try:
             with translated(f"deleting {key['sk']} of {key['pk']}"):
                 self.client.delete_item(**request)
