@@ -1,7 +1,7 @@
 # One image for every way fanout runs.
 #   docker run -p 8000:8000 -e FANOUT_API_KEYS=key:tenant IMAGE   -> `fanout serve` (SQLite in /data)
 #   as a Lambda container image: the function's ImageConfig.Command names its handler, e.g.
-#   workers.lambda_handlers.chunk_worker (see infra/template.yaml); the entry script then runs
+#   fanout.workers.lambda_handlers.chunk_worker (see infra/template.yaml); the entry script then runs
 #   Lambda's runtime interface client instead of the server.
 FROM python:3.11-slim
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import problems
-from api.routes import jobs, tasks
-from api.schemas import JobCreate
+from fanout.api import problems
+from fanout.api.routes import jobs, tasks
+from fanout.api.schemas import JobCreate
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build

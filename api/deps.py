@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.problems import Problem
+from fanout.api.problems import Problem
 from fanout.models import TenantId
 from fanout.service import Fanout
 

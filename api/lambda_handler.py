@@ -9,7 +9,7 @@ from __future__ import annotations
 from mangum import Mangum
 from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
-from api.app import create_app
+from fanout.api.app import create_app
 from fanout.settings import Settings
 
 # Bodies of these types go back as text; others are base64-encoded for API Gateway.

@@ -19,8 +19,8 @@ from typing import Any
 from bench.system import BenchError
 
 ROOT = Path(__file__).resolve().parents[1]
-HANDLER = "api.lambda_handler"
-FALLBACK = "api.app"
+HANDLER = "fanout.api.lambda_handler"
+FALLBACK = "fanout.api.app"
 BARE = "fastapi, mangum, boto3, pydantic"
 PROBE = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
 # The handler builds its objects at import, from FANOUT_* settings; a region keeps boto3 from

@@ -185,7 +185,7 @@ class Pipeline:
         """`POST /jobs` through the API's Lambda handler (Mangum over the FastAPI app)."""
         from mangum import Mangum
 
-        from api.app import create_app
+        from fanout.api.app import create_app
 
         width = self.spec.result_bytes
         items = [f"{i:0{width}d}"[-width:] for i in range(self.spec.items)]
@@ -215,7 +215,7 @@ class Pipeline:
     def work(self) -> None:
         """One poll of the chunk queue by Lambda's SQS event source, and the batch it hands
         the chunk worker."""
-        from workers.lambda_handlers import handle_chunks
+        from fanout.workers.lambda_handlers import handle_chunks
 
         url = self.settings.chunk_queue_url
         assert url is not None, "set from bootstrap"
@@ -229,7 +229,7 @@ class Pipeline:
 
     def aggregate(self) -> None:
         """What the stream holds now, filtered and batched as Lambda's stream event source does."""
-        from workers.lambda_handlers import handle_stream
+        from fanout.workers.lambda_handlers import handle_stream
 
         with phase(STREAM_SOURCE):
             records = [r for r in self.stream.read() if is_chunk_result_insert(r)]
@@ -240,7 +240,7 @@ class Pipeline:
 
     def notify(self, job_id: str) -> None:
         """The notify queue's messages if finalize sent one, else the schedule's next tick."""
-        from workers.lambda_handlers import handle_notifications
+        from fanout.workers.lambda_handlers import handle_notifications
 
         url = self.settings.notify_queue_url
         client = httpx.Client(follow_redirects=False)

@@ -35,15 +35,15 @@ def test_outside_lambda_the_image_runs_the_cli_it_is_given(bin_dir: Path) -> Non
 
 
 def test_on_lambda_the_command_names_the_handler_for_the_runtime_client(bin_dir: Path) -> None:
-    run = entry(bin_dir, "workers.lambda_handlers.chunk_worker", AWS_LAMBDA_RUNTIME_API="x:9001")
-    assert run.stdout == "python -m awslambdaric workers.lambda_handlers.chunk_worker\n"
+    handler = "fanout.workers.lambda_handlers.chunk_worker"
+    run = entry(bin_dir, handler, AWS_LAMBDA_RUNTIME_API="x:9001")
+    assert run.stdout == f"python -m awslambdaric {handler}\n"
 
 
 def test_on_lambda_a_handler_variable_wins_over_the_default_command(bin_dir: Path) -> None:
-    run = entry(
-        bin_dir, "serve", AWS_LAMBDA_RUNTIME_API="x:9001", HANDLER="api.lambda_handler.handler"
-    )
-    assert run.stdout == "python -m awslambdaric api.lambda_handler.handler\n"
+    handler = "fanout.api.lambda_handler.handler"
+    run = entry(bin_dir, "serve", AWS_LAMBDA_RUNTIME_API="x:9001", HANDLER=handler)
+    assert run.stdout == f"python -m awslambdaric {handler}\n"
 
 
 def test_on_lambda_without_a_handler_the_image_says_so_and_fails(bin_dir: Path) -> None:

@@ -23,15 +23,15 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from api.app import create_app
 from fanout import task, webhooks
+from fanout.api.app import create_app
 from fanout.errors import JobFinished
 from fanout.models import DeliveryStatus, EventId, Job, JobId, TenantId, WebhookEvent
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
-from workers import chunk_worker
-from workers.local import Notifier
+from fanout.workers import chunk_worker
+from fanout.workers.local import Notifier
 
 TENANT = TenantId("default")
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()

@@ -20,16 +20,16 @@ sys.meta_path.insert(0, NoAws())
 
 from pathlib import Path
 
-import api.app
+import fanout.api.app
 import fanout.cli
 from fanout.models import TenantId
 from fanout.service import JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
-from workers import chunk_worker
+from fanout.workers import chunk_worker
 
 service = build(Settings(data_dir=Path(sys.argv[1])))
-api.app.create_app(service.settings, service)
+fanout.api.app.create_app(service.settings, service)
 job, _ = service.submit(TenantId("t"), JobRequest(task="echo", items=[1, 2, 3], params={}))
 while chunk_worker.poll_once(service):
     pass

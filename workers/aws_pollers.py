@@ -16,7 +16,7 @@ import time
 import httpx
 
 from fanout.service import Fanout
-from workers.local import Loop
+from fanout.workers.local import Loop
 
 AGGREGATE_EVERY = 0.1  # seconds between stream reads when the stream is idle
 log = logging.getLogger("fanout.runtime")
@@ -65,7 +65,7 @@ class NoticePoller:
 
 
 def background(service: Fanout, notices: NoticePoller) -> list[Loop]:
-    """Every poller but the chunk workers (processes under `workers.local.Supervisor`)."""
+    """Every poller but the chunk workers (processes under `fanout.workers.local.Supervisor`)."""
     return [
         aggregator(service),
         Loop("notices", 0.01, notices.step),  # receive() long-polls the queue

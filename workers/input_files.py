@@ -30,8 +30,8 @@ from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
-from api.problems import validation_errors
-from api.schemas import JobCreate
+from fanout.api.problems import validation_errors
+from fanout.api.schemas import JobCreate
 from fanout.errors import InvalidJob
 from fanout.models import TenantId
 from fanout.service import Fanout, JobRequest

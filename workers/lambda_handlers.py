@@ -32,7 +32,7 @@ from fanout.models import ChunkRef, Delivery, JobId
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
-from workers import input_files
+from fanout.workers import input_files
 
 log = logging.getLogger("fanout.lambda")
 Event = dict[str, Any]

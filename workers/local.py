@@ -24,7 +24,7 @@ from fanout.models import WebhookEvent
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
-from workers import chunk_worker
+from fanout.workers import chunk_worker
 
 log = logging.getLogger("fanout.runtime")
 
@@ -42,7 +42,7 @@ class Supervisor:
         self.count = count
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload(
-            ["fanout.wiring", "workers.chunk_worker", *settings.tasks]
+            ["fanout.wiring", "fanout.workers.chunk_worker", *settings.tasks]
         )
         self.processes: list[BaseProcess] = []
         self.stopping = threading.Event()

@@ -13,9 +13,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from api.deps import Service, Tenant
-from api.problems import Problem, validation_errors
-from api.schemas import JobCreate, JobPatch, JobPublic, JobsPublic, ResultsPublic
+from fanout.api.deps import Service, Tenant
+from fanout.api.problems import Problem, validation_errors
+from fanout.api.schemas import JobCreate, JobPatch, JobPublic, JobsPublic, ResultsPublic
 from fanout.models import Job, JobId, JobStatus
 from fanout.service import Fanout
 from fanout.views import public_job

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.schemas import TaskPublic, TasksPublic
 from fanout import tasks
+from fanout.api.schemas import TaskPublic, TasksPublic
 
 router = APIRouter(tags=["tasks"])
 

@@ -11,13 +11,13 @@ import anyio
 import httpx
 import pytest
 
-from api.app import create_app
 from fanout import task
+from fanout.api.app import create_app
 from fanout.models import JobId
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
-from workers import chunk_worker
+from fanout.workers import chunk_worker
 
 PROBLEM = "application/problem+json"
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.schemas import JobCreate
+from fanout.api.schemas import JobCreate
 
 pytestmark = pytest.mark.anyio
 

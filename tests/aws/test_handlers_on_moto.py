@@ -19,13 +19,13 @@ from mangum import Mangum
 from fanout.models import JobId, JobStatus, TenantId
 from fanout.service import Fanout
 from fanout.settings import Settings
+from fanout.workers import lambda_handlers
 from tests.aws import moto
 from tests.aws.lambda_events import acknowledge, s3_event, sqs_event, stream_event
 from tests.aws.test_lambda_handlers import Context, body_of, http_event, invoke
 from tests.contract.support import BackendUnavailable
 from tests.e2e.harness import Receiver, verified
 from tests.waiting import wait_until
-from workers import lambda_handlers
 
 TENANT = TenantId("default")
 
@@ -95,7 +95,7 @@ def api(deployment: Lambda) -> Iterator[Mangum]:
     """The API function's handler, built from the environment as its module builds it."""
     loop = asyncio.new_event_loop()  # Mangum sets one and never closes it
     asyncio.set_event_loop(loop)
-    from api.lambda_handler import make_handler
+    from fanout.api.lambda_handler import make_handler
 
     yield make_handler(Settings())
     asyncio.set_event_loop(None)

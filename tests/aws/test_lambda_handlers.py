@@ -23,7 +23,7 @@ from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
 from fanout.models import Delivery, DeliveryStatus, Job, JobId, JobStatus, TenantId
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
-from workers import lambda_handlers
+from fanout.workers import lambda_handlers
 
 TENANT = TenantId("default")
 Event = dict[str, Any]
@@ -174,7 +174,7 @@ def make_handler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Ma
     # The module builds its own handler at import from the environment: keep its SQLite file
     # out of the working directory.
     monkeypatch.setenv("FANOUT_DATA_DIR", str(tmp_path / "import"))
-    from api import lambda_handler
+    from fanout.api import lambda_handler
 
     yield lambda_handler.make_handler
     asyncio.set_event_loop(None)

@@ -10,9 +10,9 @@ from pydantic_core import from_json
 
 from fanout.models import ChangeBatch, JobStatus, TenantId
 from fanout.service import Fanout, JobRequest
+from fanout.workers import chunk_worker
+from fanout.workers.aws_pollers import aggregator, drain_stream
 from tests.waiting import wait_until
-from workers import chunk_worker
-from workers.aws_pollers import aggregator, drain_stream
 
 TENANT = TenantId("tenant-a")
 

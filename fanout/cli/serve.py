@@ -1,4 +1,4 @@
-"""`fanout serve` and `fanout worker`."""
+"""`fanout serve` and `fanout worker`: the service's processes."""
 
 from __future__ import annotations
 
@@ -8,21 +8,15 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
-from fanout.settings import Settings
+from fanout.cli.app import app, console, settings_from
 
 if TYPE_CHECKING:
     from fanout.service import Fanout
-    from workers.local import Loop
-
-app = typer.Typer(
-    help="fanout: fan a job's items out to workers and the results back in.", no_args_is_help=True
-)
-console = Console(stderr=True)
+    from fanout.workers.local import Loop
 
 Host = Annotated[str | None, typer.Option(help="Address to listen on [FANOUT_HOST].")]
 Port = Annotated[int | None, typer.Option(help="Port to listen on [FANOUT_PORT].")]
@@ -36,10 +30,6 @@ BackendName = Annotated[
 DataDir = Annotated[
     Path | None, typer.Option(help="Where the SQLite file lives [FANOUT_DATA_DIR; .fanout].")
 ]
-
-
-def _settings(**overrides: Any) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def _is_loopback(host: str) -> bool:
@@ -63,12 +53,14 @@ def serve(
     the stream aggregator)."""
     import uvicorn
 
-    from api.app import create_app
+    from fanout.api.app import create_app
     from fanout.wiring import build
-    from workers.local import Loop, Notifier, Supervisor
+    from fanout.workers.local import Loop, Notifier, Supervisor
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    settings = _settings(host=host, port=port, workers=workers, data_dir=data_dir, backend=backend)
+    settings = settings_from(
+        host=host, port=port, workers=workers, data_dir=data_dir, backend=backend
+    )
     if not settings.api_keys and not _is_loopback(settings.host):
         console.print(
             f"[yellow]No API keys configured (FANOUT_API_KEYS): listening on 127.0.0.1"
@@ -127,9 +119,9 @@ def worker(workers: Workers = None, data_dir: DataDir = None, backend: BackendNa
     """Run worker processes only, against the same data directory as a `fanout serve`. On AWS,
     also the stream aggregator, notifier and reconciler: every Lambda function but the API."""
     from fanout.wiring import build
-    from workers.local import Supervisor
+    from fanout.workers.local import Supervisor
 
-    settings = _settings(workers=workers, data_dir=data_dir, backend=backend)
+    settings = settings_from(workers=workers, data_dir=data_dir, backend=backend)
     service = build(settings)
     supervisor = Supervisor(settings, service, settings.workers)
     loops: list[Loop] = []
@@ -158,27 +150,7 @@ def _nothing_to_close() -> None:
 
 def _aws_pollers(service: Fanout) -> tuple[list[Loop], Callable[[], None]]:
     """The aggregator, notifier and reconciler Lambdas as pollers, and what closes them."""
-    from workers.aws_pollers import NoticePoller, background
+    from fanout.workers.aws_pollers import NoticePoller, background
 
     notices = NoticePoller(service)
     return background(service, notices), notices.close
-
-
-aws = typer.Typer(help="The AWS backend's resources.", no_args_is_help=True)
-app.add_typer(aws, name="aws")
-
-
-@aws.command()
-def bootstrap() -> None:
-    """Create the table (stream, TTL), queues (dead-letter redrive) and bucket on the
-    configured endpoint (AWS_ENDPOINT_URL), for emulators and trials; prints their settings.
-    Production uses the SAM template in infra/."""
-    from fanout.backends.aws import Clients
-    from fanout.backends.aws.bootstrap import bootstrap as create
-
-    for name, value in create(_settings(backend="aws"), Clients.create()).items():
-        typer.echo(f"{name}={value}")
-
-
-def main() -> None:  # pragma: no cover - the console script calls `app`
-    app()
