@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from fanout import __version__
 from fanout.api import problems
 from fanout.api.routes import jobs, tasks
 from fanout.api.schemas import JobCreate
@@ -31,7 +32,7 @@ class FanoutAPI(FastAPI):
 def create_app(settings: Settings, service: Fanout | None = None) -> FastAPI:
     app = FanoutAPI(
         title="fanout",
-        version="0.1.0",
+        version=__version__,
         description="Fan a job's items out to workers, fan the results back in, in input order.",
     )
     app.state.service = service or build(settings)
