@@ -30,6 +30,24 @@ class IdempotencyMismatch(FanoutError):
     """The key was used before with a different request body."""
 
 
+class InputUnavailable(FanoutError):
+    """An `items_url` that cannot be read; `url` is the one asked for."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class InputNotFound(InputUnavailable):
+    """No file or object at the `items_url`."""
+
+
+class InputRefused(InputUnavailable):
+    """The `items_url` names something this service does not read: another scheme or bucket,
+    a path outside the input directory or a link out of it, or not a regular file."""
+
+
 class Retry(Exception):
     """Raised by a task to have the item retried with backoff (up to `max_attempts`)."""
 

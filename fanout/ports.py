@@ -7,7 +7,7 @@ Every operation is atomic and safe to repeat. Adapters translate their vendor's 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from fanout.models import (
     ChangeBatch,
@@ -194,3 +194,15 @@ class FinalOutputs(Protocol):
         ...
 
     def location(self, job_id: JobId) -> str: ...
+
+
+class InputFiles(Protocol):
+    """Files a job's items are read from (`items_url`): on AWS objects in the service's bucket,
+    on one machine files under the input directory. Read as a stream, never whole."""
+
+    def open(self, url: str) -> IO[bytes]:
+        """The file `url` names, opened for reading from its start (the caller closes it).
+        Raises InputNotFound when there is no such file, InputRefused when `url` names what
+        this service does not read (another scheme or bucket, a path outside the input
+        directory or a link out of it, something other than a regular file)."""
+        ...

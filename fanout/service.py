@@ -48,6 +48,7 @@ from fanout.ports import (
     FanIn,
     FinalOutputs,
     IdempotencyStore,
+    InputFiles,
     JobStore,
     NotificationQueue,
     Outbox,
@@ -89,6 +90,8 @@ class Backend:
     notifications: NotificationQueue | None = None
     # AWS: the ordered final output as one object; elsewhere the results are read in place.
     outputs: FinalOutputs | None = None
+    # Where `items_url` files are read from (None: this deployment reads none).
+    inputs: InputFiles | None = None
 
 
 @dataclass(frozen=True)

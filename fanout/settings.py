@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     ] = []
 
     max_body_bytes: int = 64 * 1024 * 1024
+    # Input files (`items_url`) on the embedded backend: only files under this directory are
+    # read (default: <data_dir>/inputs).
+    input_dir: Path | None = None
     max_items: int = 1_000_000
     # Chunking, as Step Functions' ItemBatcher: by count and by bytes.
     max_chunk_items: int = 1000
@@ -75,6 +78,10 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Path:
         return self.data_dir / "fanout.db"
+
+    @property
+    def inputs(self) -> Path:
+        return self.input_dir or self.data_dir / "inputs"
 
     def tenants_by_key(self) -> dict[str, str]:
         keys: dict[str, str] = {}

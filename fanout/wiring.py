@@ -10,13 +10,20 @@ from fanout.settings import Settings
 
 
 def sqlite_backend(settings: Settings) -> Backend:
+    from fanout.backends.files import LocalInputFiles
     from fanout.backends.sqlite import Database, SqliteChunkQueue, SqliteStore
 
     db = Database(settings.database)
     store = SqliteStore(db)
     queue = SqliteChunkQueue(db, settings.max_receive_count)
     return Backend(
-        jobs=store, chunks=store, queue=queue, outbox=store, idempotency=store, reconcilable=store
+        jobs=store,
+        chunks=store,
+        queue=queue,
+        outbox=store,
+        idempotency=store,
+        reconcilable=store,
+        inputs=LocalInputFiles(settings.inputs),
     )
 
 
