@@ -8,8 +8,9 @@ from fastapi import FastAPI
 
 from fanout import __version__
 from fanout.api import problems
-from fanout.api.routes import jobs, tasks
+from fanout.api.routes import events, jobs, tasks
 from fanout.api.schemas import JobCreate
+from fanout.api.watch import JobWatches
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
@@ -37,8 +38,14 @@ def create_app(settings: Settings, service: Fanout | None = None) -> FastAPI:
     )
     app.state.service = service or build(settings)
     app.state.api_keys = settings.tenants_by_key()
+    app.state.streams = events.Streams(
+        JobWatches(app.state.service, settings.stream_poll_interval),
+        settings.max_streams_per_peer,
+        settings.stream_max_seconds,
+    )
     problems.install(app)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(tasks.router)
 
     @app.get("/healthz", tags=["health"])

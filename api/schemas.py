@@ -1,14 +1,42 @@
-"""Request and response bodies of the HTTP API, named as the OpenAPI document shows them."""
+"""Request bodies of the HTTP API, named as the OpenAPI document shows them. The response bodies
+live in `fanout.schemas`, where the Python client imports them too (without FastAPI)."""
 
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fanout.models import JobStatus
+from fanout.schemas import (
+    Counts,
+    ItemError,
+    ItemResult,
+    JobPublic,
+    JobsPublic,
+    ResultsPublic,
+    TaskPublic,
+    TasksPublic,
+    WebhookAttempt,
+    WebhookPublic,
+)
 from fanout.service import JobRequest
+
+__all__ = [
+    "Counts",
+    "ItemError",
+    "ItemResult",
+    "JobCreate",
+    "JobPatch",
+    "JobPublic",
+    "JobsPublic",
+    "ResultsPublic",
+    "TaskPublic",
+    "TasksPublic",
+    "WebhookAttempt",
+    "WebhookCreate",
+    "WebhookPublic",
+]
 
 
 class WebhookCreate(BaseModel):
@@ -67,89 +95,3 @@ class JobPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_concurrency: int = Field(ge=1, le=10_000)
-
-
-class Counts(BaseModel):
-    total: int
-    succeeded: int
-    failed: int
-    pending: int
-    running: int
-    cancelled: int
-
-
-class WebhookAttempt(BaseModel):
-    at: str | None
-    status_code: int | None
-    error: str | None
-
-
-class WebhookPublic(BaseModel):
-    url: str
-    secret: str | None = Field(default=None, description="Only in the response that created it.")
-    event_id: str | None
-    status: Literal["pending", "delivered", "failed"] | None
-    attempts: list[WebhookAttempt]
-
-
-class JobPublic(BaseModel):
-    id: str
-    task: str
-    status: JobStatus
-    counts: Counts
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    params: dict[str, Any]
-    chunk_size: int
-    max_concurrency: int
-    max_attempts: int
-    tolerated_failure_count: int | None
-    tolerated_failure_percentage: float | None
-    timeout_seconds: float | None
-    reduce: str | None
-    result: Any = Field(description="The reducer's value, once the job has ended.")
-    error: str | None
-    output: str | None = Field(
-        description="Where the ordered results were written as JSON Lines once the job ended"
-        " (AWS: `s3://<bucket>/outputs/<job id>.jsonl`); null where none is written."
-    )
-    webhook: WebhookPublic | None
-
-
-class JobsPublic(BaseModel):
-    items: list[JobPublic]
-    next_cursor: str | None
-
-
-class ItemError(BaseModel):
-    type: str
-    message: str
-    attempts: int
-
-
-class ItemResult(BaseModel):
-    index: int
-    status: Literal["succeeded", "failed", "pending", "cancelled"]
-    output: Any = None
-    error: ItemError | None = None
-
-
-class ResultsPublic(BaseModel):
-    items: list[ItemResult]
-    next_cursor: str | None
-
-
-class TaskPublic(BaseModel):
-    name: str
-    is_async: bool
-    takes_params: bool
-    max_attempts: int | None
-    timeout: float | None
-    input_schema: dict[str, Any]
-    output_schema: dict[str, Any]
-
-
-class TasksPublic(BaseModel):
-    items: list[TaskPublic]
-    reducers: list[str]

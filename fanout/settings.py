@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     # SQS long polling for the `--backend aws` pollers (at most 20 s, an SQS limit).
     receive_wait_seconds: int = Field(default=1, ge=0, le=20)
 
+    # Live progress, `GET /jobs/{id}/events`: how often a watched job is read (once for all its
+    # streams), how long a stream lasts before its client reopens it with Last-Event-ID (behind
+    # a buffering proxy or API Gateway, set it below the proxy's timeout), streams per address.
+    stream_poll_interval: float = Field(default=0.25, gt=0)
+    stream_max_seconds: float = Field(default=300.0, gt=0)
+    max_streams_per_peer: int = Field(default=32, ge=1)
+
     _split_csv = field_validator("tasks", "api_keys", "webhook_allow_networks", mode="before")(_csv)
 
     @property

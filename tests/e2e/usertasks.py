@@ -78,3 +78,27 @@ def hang(seconds: float) -> float:
 async def hang_async(seconds: float) -> float:
     await asyncio.sleep(seconds)
     return seconds
+
+
+@task(max_attempts=1)
+def gated(n: int, params: dict[str, Any]) -> int:
+    """Items from `params["gate_at"]` on wait (up to a minute) until the file `params["dir"]`/go
+    exists: a test holds a job running for as long as it needs, then lets it finish."""
+    if n >= params.get("gate_at", 0):
+        go = Path(params["dir"]) / "go"
+        deadline = time.monotonic() + 60
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return n * 10
+
+
+@task(max_attempts=2)
+def fail_until_fixed(n: int, params: dict[str, Any]) -> int:
+    """Items listed in `params["fail"]` fail until the file `params["dir"]`/fixed exists; each
+    run of an item appends its index to `params["dir"]`/runs, so a test sees what ran."""
+    folder = Path(params["dir"])
+    with (folder / "runs").open("a") as runs:
+        runs.write(f"{n}\n")
+    if n in params["fail"] and not (folder / "fixed").exists():
+        raise ValueError(f"item {n} is broken")
+    return n * 10
