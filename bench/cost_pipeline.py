@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
 
 from bench.cost_meter import Meter, phase
@@ -243,20 +242,16 @@ class Pipeline:
         from fanout.workers.lambda_handlers import handle_notifications
 
         url = self.settings.notify_queue_url
-        client = httpx.Client(follow_redirects=False)
-        try:
-            messages = self.receive(url) if url else []
-            self.meter.invoked(NOTIFIER)
-            with phase(NOTIFIER):
-                if messages:
-                    event: dict[str, Any] = {"Records": [sqs_record(m) for m in messages]}
-                else:
-                    event = {"source": "aws.events", "detail-type": "Scheduled Event"}
-                response = handle_notifications(self.service, event, client)
-            if messages and url:
-                self.delete_succeeded(url, messages, response)
-        finally:
-            client.close()
+        messages = self.receive(url) if url else []
+        self.meter.invoked(NOTIFIER)
+        with phase(NOTIFIER):
+            if messages:
+                event: dict[str, Any] = {"Records": [sqs_record(m) for m in messages]}
+            else:
+                event = {"source": "aws.events", "detail-type": "Scheduled Event"}
+            response = handle_notifications(self.service, event)
+        if messages and url:
+            self.delete_succeeded(url, messages, response)
 
     def receive(self, url: str | None) -> list[dict[str, Any]]:
         with phase(SQS_SOURCE):

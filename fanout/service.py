@@ -483,29 +483,19 @@ class Fanout:
             else:
                 self.backend.queue.send(self.backend.chunks.release_window(job.id))
 
-    def notify(self, notice: Notice, client: Any) -> webhooks.Attempt | None:
-        """Deliver the event a notice names, if it is still pending and due; a duplicate or
-        stale notice does nothing (None). After a failed attempt, the next one is announced
-        with a delay when the queue can delay it that long; later ones are the schedule's
-        (`overdue_events`)."""
+    def notice_event(self, notice: Notice) -> WebhookEvent | None:
+        """The event a notice names, if it is still pending and due; None for a duplicate or
+        stale notice."""
         job = self.backend.jobs.get_job(notice.job_id)
         event = job.event if job is not None else None
-        now = time.time()
         if (
             event is None
             or event.id != notice.event_id
             or event.status is not DeliveryStatus.PENDING
-            or event.next_attempt_at > now + 1.0  # a second of clock skew between hosts
+            or event.next_attempt_at > time.time() + 1.0  # a second of clock skew between hosts
         ):
             return None
-        attempt = self.deliver(event, client)
-        after = self.backend.jobs.get_job(notice.job_id) if not attempt.delivered else None
-        retry = after.event if after is not None else None
-        if retry is not None and retry.status is DeliveryStatus.PENDING:
-            delay = retry.next_attempt_at - time.time()
-            if delay <= MAX_NOTICE_DELAY:
-                self._announce(retry, delay)
-        return attempt
+        return event
 
     def overdue_events(self, now: float, limit: int = 32) -> Sequence[WebhookEvent]:
         """The events a scheduled sweep delivers: every due one where no notices are sent;
@@ -513,26 +503,26 @@ class Fanout:
         grace = 0.0 if self.backend.notifications is None else NOTICE_GRACE
         return self.backend.outbox.due_events(now - grace, limit)
 
-    def deliver(self, event: WebhookEvent, client: Any) -> webhooks.Attempt:
-        """One delivery attempt of a completion event, recorded on the outbox."""
-        attempt = webhooks.send(
-            event, client, self.settings.webhook_allow_networks, self.settings.webhook_timeout
+    def record_attempt(self, event: WebhookEvent, attempt: webhooks.Attempt) -> None:
+        """Record one delivery attempt of a completion event (made by `fanout.workers.notifier`)
+        and schedule the next. Where notices announce events, a retry the queue can delay that
+        long is announced with its delay; later ones are the schedule's (`overdue_events`)."""
+        retry_at = webhooks.next_attempt_at(
+            attempt,
+            event.attempts + 1,
+            self.settings.webhook_max_attempts,
+            self.settings.webhook_backoff_base,
+            self.settings.webhook_backoff_max,
         )
         self.backend.outbox.record_attempt(
-            event.id,
-            time.time(),
-            attempt.status_code,
-            attempt.error,
-            webhooks.next_attempt_at(
-                attempt,
-                event.attempts + 1,
-                self.settings.webhook_max_attempts,
-                self.settings.webhook_backoff_base,
-                self.settings.webhook_backoff_max,
-            ),
-            attempt.delivered,
+            event.id, time.time(), attempt.status_code, attempt.error, retry_at, attempt.delivered
         )
-        return attempt
+        if (
+            retry_at is not None
+            and not attempt.delivered
+            and retry_at - time.time() <= MAX_NOTICE_DELAY
+        ):
+            self._announce(event, max(0.0, retry_at - time.time()))
 
 
 def _item_errors(error: ValidationError) -> list[dict[str, object]]:

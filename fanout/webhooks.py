@@ -1,4 +1,4 @@
-"""Completion webhooks per the Standard Webhooks spec, and the address check that guards them.
+"""Completion webhooks per the Standard Webhooks spec: one attempt, bounded in time and bytes.
 
 Signing uses the `standardwebhooks` package: `webhook-id` is the event id (stable across
 retries), `webhook-timestamp` the attempt's time, `webhook-signature` `v1,<HMAC-SHA256>`.
@@ -6,12 +6,11 @@ retries), `webhook-timestamp` the attempt's time, `webhook-signature` `v1,<HMAC-
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
-import ipaddress
 import random
 import secrets
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,73 +20,30 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook as Signer
 
+from fanout import destinations
+from fanout.destinations import Network, UnsafeURL, check_url, resolve
 from fanout.models import WebhookEvent
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-# Cloud metadata endpoints that are not in a private range (AWS's IPv6 one, Alibaba's).
-METADATA = (ipaddress.ip_network("fd00:ec2::254/128"), ipaddress.ip_network("100.100.100.200/32"))
+__all__ = [
+    "Attempt",
+    "Network",
+    "UnsafeURL",
+    "check_url",
+    "new_secret",
+    "next_attempt_at",
+    "resolve",
+    "send",
+]
+
+# At most this much of a receiver's answer is read; the rest is dropped with the connection. Its
+# status and headers are all that count (Standard Webhooks: any 2xx is a delivery).
+MAX_RESPONSE_BYTES = 64 * 1024
 # The longest wait a receiver's `Retry-After` can impose before the next attempt.
 MAX_RETRY_AFTER = 24 * 3600.0
 
 
-class UnsafeURL(ValueError):
-    """The webhook URL is malformed, or points where the service must not send requests."""
-
-
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-def _forbidden(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return (
-        not address.is_global  # also shared (100.64/10, carrier NAT) and other special ranges
-        or address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-        or any(address in network for network in METADATA)
-    )
-
-
-def _parts(url: str) -> tuple[str, str, int]:
-    try:
-        httpx.URL(url)  # refuses what the sender could not request (control characters, ...)
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except (ValueError, httpx.InvalidURL) as error:
-        raise UnsafeURL(f"is not a valid URL: {error}") from error
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeURL("must be an absolute http or https URL")
-    return parts.scheme, parts.hostname, port
-
-
-def resolve(url: str, allow: Sequence[Network]) -> Address:
-    """The address to connect to; every address the host resolves to must be allowed, so a name
-    that mixes a public and a private address is refused."""
-    _, host, port = _parts(url)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
-        raise UnsafeURL(f"cannot resolve {host}: {error.strerror}") from error
-    except UnicodeError as error:  # the IDNA codec refuses empty or over-long labels
-        raise UnsafeURL(f"{host} is not a valid host name") from error
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    for address in addresses:
-        if _forbidden(address) and not any(address in network for network in allow):
-            raise UnsafeURL(
-                f"{host} resolves to {address}, a loopback, private, link-local or metadata"
-                " address; list its network in FANOUT_WEBHOOK_ALLOW_NETWORKS to allow it"
-            )
-    return addresses[0]
-
-
-def check_url(url: str, allow: Sequence[Network]) -> None:
-    resolve(url, allow)
 
 
 @dataclass(frozen=True)
@@ -122,37 +78,78 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
 
 
-def send(
-    event: WebhookEvent, client: httpx.Client, allow: Sequence[Network], timeout: float
+async def send(
+    event: WebhookEvent,
+    client: httpx.AsyncClient,
+    allow: Sequence[Network],
+    timeout: float,
+    limit: int = MAX_RESPONSE_BYTES,
 ) -> Attempt:
-    """POST the event once. The host is resolved and checked here, at connect time, and the
-    request goes to that checked address, so DNS rebinding after submit gets nowhere."""
+    """POST the event once, within one deadline covering the name lookup, connect, send and the
+    answer, so a receiver that drips its answer a byte at a time is cut off at `timeout`. At
+    most `limit` bytes of the answer are read. Never raises for anything the receiver does."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _post(event, client, allow, limit, timeout)
+    except TimeoutError:
+        return Attempt(None, f"TimeoutError: no complete answer within {timeout:g} s", None)
+    except (UnsafeURL, httpx.HTTPError) as error:
+        return Attempt(None, f"{type(error).__name__}: {error}", None)
+
+
+async def _post(
+    event: WebhookEvent,
+    client: httpx.AsyncClient,
+    allow: Sequence[Network],
+    limit: int,
+    timeout: float,
+) -> Attempt:
+    """The host is resolved and checked here, at connect time, and the request goes to that
+    checked address (Host header and TLS server name kept), so DNS rebinding after submit gets
+    nowhere. The lookup runs on the loop's executor: getaddrinfo blocks."""
+    _, host, port = destinations.parts(event.url)
+    found = await asyncio.get_running_loop().run_in_executor(None, destinations.lookup, host, port)
+    address = destinations.checked(host, found, allow)
+    parts = urlsplit(event.url)
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    request = client.build_request(
+        "POST",
+        parts._replace(netloc=f"{literal}:{port}").geturl(),
+        content=event.payload,
+        headers=_headers(event, parts.netloc.rpartition("@")[2]),
+        extensions={"sni_hostname": host},
+        timeout=timeout,  # the deadline above is the one that counts
+    )
+    response = await client.send(request, stream=True)
+    try:
+        await _read_some(response, limit)
+    finally:
+        await response.aclose()  # the unread rest goes with the connection
+    return Attempt(response.status_code, None, _retry_after(response.headers.get("retry-after")))
+
+
+async def _read_some(response: httpx.Response, limit: int) -> None:
+    """Read up to `limit` bytes of the answer (a response a transport built in memory has
+    none left to read)."""
+    if response.is_stream_consumed:
+        return
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read >= limit:
+            return
+
+
+def _headers(event: WebhookEvent, host: str) -> dict[str, str]:
     now = datetime.now(UTC)
-    body = event.payload.decode()
-    headers = {
+    return {
+        "host": host,
         "content-type": "application/json",
         "user-agent": "fanout-webhooks/1",
         "webhook-id": event.id,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Signer(event.secret).sign(event.id, now, body),
+        "webhook-signature": Signer(event.secret).sign(event.id, now, event.payload.decode()),
     }
-    try:
-        address = resolve(event.url, allow)
-        parts = urlsplit(event.url)
-        host = f"[{address}]" if address.version == 6 else str(address)
-        target = parts._replace(netloc=f"{host}:{parts.port or _parts(event.url)[2]}").geturl()
-        headers["host"] = parts.netloc.rpartition("@")[2]
-        response = client.post(
-            target,
-            content=body,
-            headers=headers,
-            timeout=timeout,
-            extensions={"sni_hostname": parts.hostname or ""},
-        )
-    except (UnsafeURL, httpx.HTTPError) as error:
-        return Attempt(None, f"{type(error).__name__}: {error}", None)
-    retry_after = _retry_after(response.headers.get("retry-after"))
-    return Attempt(response.status_code, None, retry_after)
 
 
 def next_attempt_at(

@@ -4,6 +4,7 @@ and the address check repeated at connect time."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import json
@@ -25,13 +26,15 @@ from standardwebhooks import Webhook
 
 from fanout import task, webhooks
 from fanout.api.app import create_app
-from fanout.errors import JobFinished
+from fanout.errors import InvalidJob, JobFinished
 from fanout.models import DeliveryStatus, EventId, Job, JobId, TenantId, WebhookEvent
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
 from fanout.workers import chunk_worker
-from fanout.workers.local import Notifier
+from fanout.workers.notifier import Notifier, deliver_now
+from fanout.workers.notifier import client as notifier_client
+from tests.waiting import wait_until
 
 TENANT = TenantId("default")
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -128,20 +131,22 @@ def loopback_service(settings: Settings) -> Fanout:
 @pytest.fixture
 def notifier(service: Fanout) -> Iterator[Notifier]:
     running = Notifier(service)
+    running.start()
     yield running
-    running.close()
+    running.stop()
 
 
-def wait_for(
-    condition: Callable[[], bool], step: Callable[[], None], timeout: float = 10.0
-) -> None:
-    """Call `step` until `condition()` holds, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        step()
-        time.sleep(0.005)  # a poll interval, not a synchronisation
+def deliver(service: Fanout, event: WebhookEvent) -> webhooks.Attempt:
+    """One attempt, made and recorded as the notifier makes it."""
+    [attempt] = deliver_now(service, [event])
+    assert isinstance(attempt, webhooks.Attempt), attempt
+    return attempt
+
+
+def more_reads(notifier: Notifier, count: int) -> None:
+    """Let the notifier read the outbox `count` more times (to show it sends nothing more)."""
+    target = notifier.reads + count
+    wait_until(lambda: notifier.reads >= target, 10.0, f"{count} more outbox reads")
 
 
 def job_of(service: Fanout, job_id: JobId) -> Job:
@@ -218,7 +223,7 @@ def test_the_completion_webhook_is_signed_with_the_generated_secret(
 ) -> None:
     job, secret = finished_job(service, receiver.url)
 
-    wait_for(settled(service, job.id), notifier.step)
+    wait_until(settled(service, job.id), 10.0)
 
     assert receiver.count() == 1
     request = receiver.received[0]
@@ -242,7 +247,7 @@ def test_the_webhook_is_signed_with_a_given_secret_and_fails_with_another(
 ) -> None:
     job, _ = finished_job(service, receiver.url, secret=SECRET)
 
-    wait_for(settled(service, job.id), notifier.step)
+    wait_until(settled(service, job.id), 10.0)
 
     request = receiver.received[0]
     assert Webhook(SECRET).verify(request.body, request.headers)["data"]["id"] == job.id
@@ -256,8 +261,7 @@ def test_the_host_header_names_the_url_host_though_the_checked_address_is_dialle
     service, receiver = loopback_service, localhost_receiver
     job, _ = finished_job(service, receiver.url)
 
-    with httpx.Client() as client:
-        attempt = service.deliver(the_event(service, job.id), client)
+    attempt = deliver(service, the_event(service, job.id))
 
     assert attempt.delivered
     assert the_event(service, job.id).status is DeliveryStatus.DELIVERED
@@ -278,7 +282,7 @@ def test_the_event_type_follows_the_job_status(
 ) -> None:
     job, secret = finished_job(service, receiver.url, task="tests_webhooks_fail_all", **options)
 
-    wait_for(settled(service, job.id), notifier.step)
+    wait_until(settled(service, job.id), 10.0)
 
     request = receiver.received[0]
     assert Webhook(secret).verify(request.body, request.headers)["type"] == event_type
@@ -293,7 +297,7 @@ def test_a_cancelled_job_sends_one_job_cancelled_event(
     assert secret is not None
     service.cancel(TENANT, job.id)
 
-    wait_for(settled(service, job.id), notifier.step)
+    wait_until(settled(service, job.id), 10.0)
 
     assert receiver.count() == 1
     payload = Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
@@ -310,7 +314,7 @@ def test_a_500_then_a_200_is_retried_with_the_same_webhook_id_and_both_attempts_
     receiver.script = [(500, {})]
     job, secret = finished_job(service, receiver.url)
 
-    wait_for(settled(service, job.id), notifier.step)
+    wait_until(settled(service, job.id), 10.0)
 
     first, second = receiver.received
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"evt_{job.id}"
@@ -330,7 +334,7 @@ def test_a_failing_webhook_never_fails_the_job(
     receiver.default = (500, {})
     job, _ = finished_job(service, receiver.url)
 
-    wait_for(lambda: receiver.count() >= 2, notifier.step)
+    wait_until(lambda: receiver.count() >= 2, 10.0)
 
     assert job_of(service, job.id).status.value == "succeeded"
 
@@ -342,8 +346,7 @@ def test_retry_after_in_seconds_is_honoured_beyond_the_backoff_cap(
     job, _ = finished_job(service, receiver.url)
     before = time.time()
 
-    with httpx.Client() as client:
-        attempt = service.deliver(the_event(service, job.id), client)
+    attempt = deliver(service, the_event(service, job.id))
 
     assert attempt.status_code == 503
     event = the_event(service, job.id)
@@ -357,8 +360,7 @@ def test_retry_after_as_an_http_date_is_honoured(service: Fanout, receiver: Rece
     receiver.script = [(429, {"Retry-After": format_datetime(later, usegmt=True)})]
     job, _ = finished_job(service, receiver.url)
 
-    with httpx.Client() as client:
-        service.deliver(the_event(service, job.id), client)
+    deliver(service, the_event(service, job.id))
 
     assert the_event(service, job.id).next_attempt_at >= later.timestamp() - 1
 
@@ -370,8 +372,7 @@ def test_an_unreadable_retry_after_is_recorded_and_retried_with_backoff(
     receiver.script = [(503, {"Retry-After": value})]
     job, _ = finished_job(service, receiver.url)
 
-    with httpx.Client() as client:
-        service.deliver(the_event(service, job.id), client)
+    deliver(service, the_event(service, job.id))
 
     event = the_event(service, job.id)
     assert [a.status_code for a in event.history] == [503]
@@ -383,7 +384,7 @@ def test_a_410_stops_retrying(service: Fanout, receiver: Receiver, notifier: Not
     receiver.default = (410, {})
     job, _ = finished_job(service, receiver.url)
 
-    wait_for(settled(service, job.id), notifier.step)
+    wait_until(settled(service, job.id), 10.0)
 
     event = the_event(service, job.id)
     assert event.status is DeliveryStatus.FAILED
@@ -399,10 +400,11 @@ def test_delivery_gives_up_after_the_configured_attempts(
     receiver.default = (500, {})
     job, _ = finished_job(service, receiver.url)
     notifier = Notifier(service)
+    notifier.start()
     try:
-        wait_for(settled(service, job.id), notifier.step)
+        wait_until(settled(service, job.id), 10.0)
     finally:
-        notifier.close()
+        notifier.stop()
 
     event = the_event(service, job.id)
     assert event.status is DeliveryStatus.FAILED
@@ -414,8 +416,7 @@ def test_delivery_gives_up_after_the_configured_attempts(
 def test_a_receiver_that_cannot_be_reached_is_an_attempt_with_an_error(service: Fanout) -> None:
     job, _ = finished_job(service, "http://127.0.0.1:9/hook")
 
-    with httpx.Client() as client:
-        attempt = service.deliver(the_event(service, job.id), client)
+    attempt = deliver(service, the_event(service, job.id))
 
     assert attempt.status_code is None
     assert attempt.error is not None
@@ -436,10 +437,8 @@ def test_a_job_emits_exactly_one_completion_event(
     service.reconcile()
     with pytest.raises(JobFinished):
         service.cancel(TENANT, job.id)
-    wait_for(settled(service, job.id), notifier.step)
-    for _ in range(20):
-        notifier.step()
-    notifier.pool.shutdown(wait=True)
+    wait_until(settled(service, job.id), 10.0)
+    more_reads(notifier, 20)
 
     assert [r.headers["webhook-id"] for r in receiver.received] == [f"evt_{job.id}"]
 
@@ -452,8 +451,8 @@ def test_many_jobs_each_deliver_their_one_event_once(
     def all_settled() -> bool:
         return all(settled(service, job.id)() for job in jobs)
 
-    wait_for(all_settled, notifier.step)
-    notifier.pool.shutdown(wait=True)
+    wait_until(all_settled, 10.0)
+    more_reads(notifier, 5)
 
     ids = sorted(r.headers["webhook-id"] for r in receiver.received)
     assert ids == sorted(f"evt_{job.id}" for job in jobs)
@@ -469,13 +468,20 @@ def test_a_url_that_passed_at_submit_is_refused_at_connect_time_when_no_longer_a
     job, _ = finished_job(service, receiver.url)
     strict = build(settings.model_copy(update={"webhook_allow_networks": []}))
 
-    with httpx.Client() as client:
-        attempt = strict.deliver(the_event(strict, job.id), client)
+    attempt = deliver(strict, the_event(strict, job.id))
 
     assert attempt.status_code is None
     assert attempt.error is not None and "UnsafeURL" in attempt.error
     assert receiver.count() == 0
     assert the_event(service, job.id).history[0].error == attempt.error
+
+
+def send(event: WebhookEvent, allow: list[webhooks.Network]) -> webhooks.Attempt:
+    async def attempt() -> webhooks.Attempt:
+        async with notifier_client() as client:
+            return await webhooks.send(event, client, allow, 5.0)
+
+    return asyncio.run(attempt())
 
 
 def event_to(url: str) -> WebhookEvent:
@@ -493,10 +499,9 @@ def event_to(url: str) -> WebhookEvent:
 
 def test_send_refuses_localhost_unless_loopback_is_allowed(localhost_receiver: Receiver) -> None:
     receiver = localhost_receiver
-    with httpx.Client() as client:
-        refused = webhooks.send(event_to(receiver.url), client, [], 5.0)
-        assert receiver.count() == 0
-        sent = webhooks.send(event_to(receiver.url), client, LOOPBACK, 5.0)
+    refused = send(event_to(receiver.url), [])
+    assert receiver.count() == 0
+    sent = send(event_to(receiver.url), LOOPBACK)
 
     assert refused.status_code is None
     assert refused.error is not None and "UnsafeURL" in refused.error
@@ -535,11 +540,59 @@ def test_resolve_allows_localhost_only_in_an_allowed_network() -> None:
         "http://[fd00:ec2::254]/",
         "http://[fe80::1]/",
         "http://[fc00::1]/",
+        # IPv4 addresses wrapped in IPv6: 6to4 (loopback, metadata, 10.x), NAT64 (the well-known
+        # prefix, and the local-use one as a whole), IPv4-compatible and IPv4-translated forms.
+        "http://[2002:7f00:1::]/",
+        "http://[2002:a9fe:a9fe::]/",
+        "http://[2002:a00:1::]/",
+        "http://[64:ff9b::7f00:1]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[64:ff9b::c0a8:101]/",
+        "http://[64:ff9b:1::5db8:d70e]/",
+        "http://[::7f00:1]/",
+        "http://[::ffff:0:7f00:1]/",
+        # Teredo, the other IETF protocol assignments, documentation, discard, site-local,
+        # multicast.
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+        "http://[2001:db8::1]/",
+        "http://[3fff::1]/",
+        "http://[100::1]/",
+        "http://[fec0::1]/",
+        "http://[ff02::1]/",
+        # Azure's host endpoint, IETF protocol assignments, benchmarking, reserved, broadcast,
+        # the old 6to4 relay.
+        "http://168.63.129.16/",
+        "http://192.0.0.192/",
+        "http://192.0.0.8/",
+        "http://198.18.0.1/",
+        "http://240.0.0.1/",
+        "http://255.255.255.255/",
+        "http://192.88.99.1/",
     ],
 )
-def test_resolve_refuses_loopback_private_link_local_and_metadata_addresses(url: str) -> None:
+def test_resolve_refuses_every_address_that_is_not_globally_routable(url: str) -> None:
     with pytest.raises(webhooks.UnsafeURL):
         webhooks.resolve(url, [])
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[2002:7f00:1::]:8000/hook", "http://[64:ff9b::a9fe:a9fe]/", "http://192.0.0.192/"],
+)
+def test_a_wrapped_or_special_address_is_refused_at_submit(service: Fanout, url: str) -> None:
+    request = JobRequest(task="echo", items=[1], params={}, webhook_url=url)
+
+    with pytest.raises(InvalidJob) as refused:
+        service.submit(TENANT, request)
+
+    assert refused.value.errors[0]["field"] == "webhook.url"
+
+
+def test_a_wrapped_loopback_address_is_refused_at_connect_time_without_connecting() -> None:
+    attempt = send(event_to("http://[2002:7f00:1::]:9/hook"), LOOPBACK)
+
+    assert attempt.status_code is None
+    assert attempt.error is not None and "UnsafeURL" in attempt.error
 
 
 def test_an_allowed_network_admits_only_its_own_addresses() -> None:
@@ -552,7 +605,16 @@ def test_an_allowed_network_admits_only_its_own_addresses() -> None:
         webhooks.resolve("http://169.254.169.254/", allow)
 
 
-@pytest.mark.parametrize("url", ["http://93.184.215.14/hook", "https://[2606:4700::1111]/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://93.184.215.14/hook",
+        "https://[2606:4700::1111]/",
+        "http://[2002:5db8:d70e::1]/",  # 6to4 of a public address
+        "http://[64:ff9b::5db8:d70e]/",  # NAT64 of a public address
+        "http://[::ffff:93.184.215.14]/",
+    ],
+)
 def test_resolve_allows_a_public_address(url: str) -> None:
     assert webhooks.resolve(url, []).is_global
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import logging
 import time
 
-import httpx
-
 from fanout.service import Fanout
 from fanout.workers.local import Loop
+from fanout.workers.notifier import Notifier
 
 AGGREGATE_EVERY = 0.1  # seconds between stream reads when the stream is idle
 log = logging.getLogger("fanout.runtime")
@@ -38,30 +37,36 @@ def aggregator(service: Fanout) -> Loop:
 
 
 class NoticePoller:
-    """The notifier Lambda's two event sources: notices on the notify queue, and the sweep."""
+    """The notifier Lambda's two event sources, notices on the notify queue and the sweep,
+    feeding one long-running delivery engine (so a slow receiver holds only its own attempts)."""
 
     def __init__(self, service: Fanout) -> None:
         assert service.backend.notifications is not None, "the aws backend has a notify queue"
         self.service = service
         self.notices = service.backend.notifications
-        self.client = httpx.Client(follow_redirects=False)
+        self.engine = Notifier(service, poll=False)
+        self.engine.start()
 
     def step(self) -> None:
         for notice in self.notices.receive(10):
             try:
-                self.service.notify(notice, self.client)
+                event = self.service.notice_event(notice)
             except Exception:
                 # Not deleted: the notice comes back after its visibility timeout.
                 log.exception("handling the notice of %s failed", notice.event_id)
                 continue
+            if event is not None:
+                self.engine.submit(event)
+            # The event is in the outbox: if this process stops before the attempt is
+            # recorded, the sweep delivers it once overdue.
             self.notices.delete(notice.receipt)
 
     def sweep(self) -> None:
         for event in self.service.overdue_events(time.time()):
-            self.service.deliver(event, self.client)
+            self.engine.submit(event)
 
     def close(self) -> None:
-        self.client.close()
+        self.engine.stop()
 
 
 def background(service: Fanout, notices: NoticePoller) -> list[Loop]:

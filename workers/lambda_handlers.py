@@ -28,11 +28,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from fanout.backends.aws.notices import notice_of
 from fanout.backends.aws.queue import DEAD
 from fanout.errors import InvalidJob
-from fanout.models import ChunkRef, Delivery, JobId
+from fanout.models import ChunkRef, Delivery, JobId, WebhookEvent
 from fanout.service import Fanout
 from fanout.settings import Settings
+from fanout.webhooks import Attempt
 from fanout.wiring import build
 from fanout.workers import input_files
+from fanout.workers.notifier import deliver_now
 
 log = logging.getLogger("fanout.lambda")
 Event = dict[str, Any]
@@ -83,22 +85,38 @@ def handle_dead_letters(fanout: Fanout, event: Event, receipt_prefix: str = DEAD
     return each_record(event, handle)
 
 
-def handle_notifications(fanout: Fanout, event: Event, client: Any) -> BatchResponse | None:
+def handle_notifications(
+    fanout: Fanout, event: Event, transport: httpx.AsyncBaseTransport | None = None
+) -> BatchResponse | None:
     """A notify-queue batch (each message names one completion event, `{"event_id", "job_id"}`)
-    or the schedule's sweep of overdue events. A notice whose delivery fails succeeds anyway:
-    the service announces the retry with a delay, or leaves it to the sweep. Only a record that
-    could not be handled at all (unreadable, the table failing) comes back."""
+    or the schedule's sweep of overdue events; the batch's attempts are made concurrently. A
+    notice whose delivery fails succeeds anyway: the service announces the retry with a delay,
+    or leaves it to the sweep. Only a record that could not be handled at all (unreadable, the
+    table failing) comes back."""
     if "Records" not in event:
-        for due in fanout.overdue_events(time.time(), NOTIFY_BATCH):
-            fanout.deliver(due, client)
+        _log_failures(
+            deliver_now(fanout, fanout.overdue_events(time.time(), NOTIFY_BATCH), transport)
+        )
         return None
-    return each_record(event, lambda record: notify(fanout, record, client))
+    due: list[WebhookEvent] = []
+
+    def take(record: SQSRecord) -> None:
+        found = fanout.notice_event(notice_of(record.body))
+        if found is not None:
+            due.append(found)
+
+    response = each_record(event, take)
+    _log_failures(deliver_now(fanout, due, transport))
+    return response
 
 
-def notify(fanout: Fanout, record: SQSRecord, client: Any) -> None:
-    attempt = fanout.notify(notice_of(record.body), client)
-    if attempt is not None and not attempt.delivered:
-        log.warning("webhook not delivered: %s %s", attempt.status_code, attempt.error or "")
+def _log_failures(attempts: list[Attempt | BaseException | None]) -> None:
+    """An attempt that could not be recorded stays due: the sweep repeats it."""
+    for attempt in attempts:
+        if isinstance(attempt, BaseException):
+            log.error("recording a webhook attempt failed", exc_info=attempt)
+        elif attempt is not None and not attempt.delivered:
+            log.warning("webhook not delivered: %s %s", attempt.status_code, attempt.error or "")
 
 
 def handle_stream(fanout: Fanout, event: Event) -> None:
@@ -138,7 +156,7 @@ def dead_letter(event: Event, context: Any) -> BatchResponse:
 
 
 def notifier(event: Event, context: Any) -> BatchResponse | None:
-    return handle_notifications(service(), event, _http())
+    return handle_notifications(service(), event)
 
 
 def aggregator(event: Event, context: Any) -> None:
@@ -147,11 +165,6 @@ def aggregator(event: Event, context: Any) -> None:
 
 def reconciler(event: Event, context: Any) -> None:
     service().reconcile()
-
-
-@functools.cache
-def _http() -> httpx.Client:
-    return httpx.Client(follow_redirects=False)
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""The one-machine runtime: worker processes under a supervisor, notifier and reconciler threads.
+"""The one-machine runtime: worker processes under a supervisor, the reconciler thread (the
+notifier is `fanout.workers.notifier`).
 
 Worker processes are forked from a forkserver that has already imported fanout and the task
 modules, so replacing a dead worker costs milliseconds. When one dies, the messages it held are
@@ -12,15 +13,10 @@ import logging
 import multiprocessing
 import os
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.process import BaseProcess
 
-import httpx
-
 from fanout.backends.sqlite import SqliteChunkQueue
-from fanout.models import WebhookEvent
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
@@ -119,42 +115,3 @@ class Loop:
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join()
-
-
-class Notifier:
-    """Delivers due webhook events from the outbox, several at once so one slow receiver does not
-    hold up the others."""
-
-    def __init__(self, service: Fanout, concurrency: int = 8) -> None:
-        self.service = service
-        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="notifier")
-        self.client = httpx.Client(follow_redirects=False)
-        self.in_flight: set[str] = set()
-        self.lock = threading.Lock()
-
-    def step(self) -> None:
-        # Read the outbox under the lock: a delivery records its attempt before it leaves
-        # `in_flight`, so an event read here is either still in flight or already recorded.
-        # Read outside it, an event delivered just after the read would be sent again.
-        with self.lock:
-            due = [
-                event
-                for event in self.service.backend.outbox.due_events(time.time(), 32)
-                if event.id not in self.in_flight
-            ]
-            self.in_flight.update(event.id for event in due)
-        for event in due:
-            self.pool.submit(self._deliver, event)
-
-    def _deliver(self, event: WebhookEvent) -> None:
-        try:
-            self.service.deliver(event, self.client)
-        except Exception:
-            log.exception("delivering webhook event %s failed; it stays due", event.id)
-        finally:
-            with self.lock:
-                self.in_flight.discard(event.id)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-        self.client.close()

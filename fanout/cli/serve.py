@@ -55,7 +55,8 @@ def serve(
 
     from fanout.api.app import create_app
     from fanout.wiring import build
-    from fanout.workers.local import Loop, Notifier, Supervisor
+    from fanout.workers.local import Loop, Supervisor
+    from fanout.workers.notifier import Notifier
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     settings = settings_from(
@@ -78,11 +79,9 @@ def serve(
         loops, close = _aws_pollers(service)
     else:
         notifier = Notifier(service)
-        loops = [
-            Loop("notifier", 0.02, notifier.step),
-            Loop("reconciler", settings.reconcile_interval, service.reconcile),
-        ]
-        close = notifier.close
+        loops = [Loop("reconciler", settings.reconcile_interval, service.reconcile)]
+        close = notifier.stop
+        notifier.start()
     supervisor.start()
     for loop in loops:
         loop.start()

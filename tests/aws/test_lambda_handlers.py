@@ -291,12 +291,12 @@ def finished_job_with_webhook(service: Fanout) -> Job:
     return job
 
 
-def receiver(status: int, seen: list[httpx.Request]) -> httpx.Client:
+def receiver(status: int, seen: list[httpx.Request]) -> httpx.MockTransport:
     def respond(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(status)
 
-    return httpx.Client(transport=httpx.MockTransport(respond))
+    return httpx.MockTransport(respond)
 
 
 def notice(job: Job) -> Event:
@@ -308,9 +308,10 @@ def test_a_notice_delivers_its_webhook_once_however_often_it_comes(service: Fano
     job = finished_job_with_webhook(service)
     seen: list[httpx.Request] = []
     bell = {"Records": [notice(job)]}
-    client = receiver(204, seen)
-    assert lambda_handlers.handle_notifications(service, bell, client) == {"batchItemFailures": []}
-    assert lambda_handlers.handle_notifications(service, bell, client) == {"batchItemFailures": []}
+    transport = receiver(204, seen)
+    once = lambda_handlers.handle_notifications(service, bell, transport)
+    again = lambda_handlers.handle_notifications(service, bell, transport)
+    assert once == again == {"batchItemFailures": []}
     assert [r.headers["webhook-id"] for r in seen] == [f"evt_{job.id}"]
 
 

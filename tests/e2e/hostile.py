@@ -1,0 +1,144 @@
+"""Hostile webhook receivers and slow clients, on 127.0.0.1 only, each bounded in time and bytes.
+
+`HugeBody` answers 200 with a 1 GiB body; `Dripper` answers one byte of its status line at a
+time. Both record what they saw, so a test can tell whether the server hung up on them. The
+slow clients open raw sockets to a `fanout serve` and send a request a little at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Self
+
+GIB = 1024**3
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Seen:
+    """What one connection of a hostile receiver saw."""
+
+    sent: int = 0
+    hung_up: bool = False  # the server closed the connection before the receiver was done
+    done: bool = False
+
+
+@dataclass
+class Hostile:
+    """A threaded TCP server on 127.0.0.1 whose `answer` misbehaves after reading a request."""
+
+    seen: list[Seen] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+
+    def answer(self, sock: socket.socket, seen: Seen) -> None:
+        raise NotImplementedError
+
+    def connections(self) -> list[Seen]:
+        with self.lock:
+            return list(self.seen)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Self]:
+        hostile = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                seen = Seen()
+                with hostile.lock:
+                    hostile.seen.append(seen)
+                read_request(self.request)
+                try:
+                    hostile.answer(self.request, seen)
+                except OSError:
+                    seen.hung_up = True
+                seen.done = True
+
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stopping.set()
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+
+def read_request(sock: socket.socket) -> None:
+    """Read the request's head and its Content-Length body (webhooks are small), at most 1 MiB."""
+    sock.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < CHUNK:
+        part = sock.recv(65536)
+        if not part:
+            return
+        data += part
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < min(length, CHUNK):
+        part = sock.recv(65536)
+        if not part:
+            return
+        body += part
+
+
+class HugeBody(Hostile):
+    """Answers 200 with a 1 GiB body of zeros, sent as fast as the server reads it."""
+
+    def answer(self, sock: socket.socket, seen: Seen) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % GIB)
+        zeros = bytes(CHUNK)
+        while seen.sent < GIB and not self.stopping.is_set():
+            sock.sendall(zeros)
+            seen.sent += CHUNK
+
+
+@dataclass
+class Dripper(Hostile):
+    """Answers one byte of a 200 status line every `every` seconds, for at most `lasting`."""
+
+    every: float = 0.5
+    lasting: float = 40.0
+
+    def answer(self, sock: socket.socket, seen: Seen) -> None:
+        line = b"HTTP/1.1 200 OK\r\n" + b"x-drip: " + b"." * 1000
+        deadline = time.monotonic() + self.lasting
+        for byte in line:
+            if time.monotonic() > deadline or self.stopping.wait(self.every):
+                return
+            if closed_by_peer(sock):
+                raise ConnectionResetError("the server hung up")
+            sock.sendall(bytes([byte]))
+            seen.sent += 1
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """The other side has closed: a read would return end of file (or the reset)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set size (VmHWM), in MB: a high-water mark, so no sampling
+    can miss the peak."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM line in /proc/PID/status")

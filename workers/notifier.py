@@ -1,0 +1,212 @@
+"""Webhook delivery: how attempts are made, many at once on one asyncio event loop.
+
+Each attempt (`fanout.webhooks.send`) has one deadline covering lookup, connect, send and answer,
+and reads at most 64 KiB of the answer. Attempts wait for a slot of their destination (scheme,
+host and port: `per_destination` at once) and then for one of the notifier's (`concurrency`), so
+a slow or hostile receiver holds at most its own destination's slots, each for at most
+FANOUT_WEBHOOK_TIMEOUT, and never another destination's. Which events are due, and recording
+each attempt, are `fanout.service.Fanout`'s.
+
+`Notifier` is the long-running engine (`fanout serve`'s notifier, the AWS notice poller);
+`deliver_now` delivers one batch and returns (a Lambda invocation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+
+from fanout import destinations, webhooks
+from fanout.models import EventId, WebhookEvent
+from fanout.service import Fanout
+
+log = logging.getLogger("fanout.notifier")
+CONCURRENCY = 256
+PER_DESTINATION = 4
+POLL_INTERVAL = 0.02
+BATCH = 32
+# Events held at once (sending, or waiting for their destination's slot): past this the
+# notifier takes no more from the outbox until some finish.
+MAX_HELD = 1024
+# On stop, attempts under way get this long to finish before they are cut off.
+STOP_GRACE = 2.0
+# Threads for name lookups and store calls: both block. A lookup that hangs holds one.
+THREADS = 64
+
+
+def client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """No redirects (the address check would not see them). No keep-alive: requests go to an IP
+    address with the URL's name as TLS server name, and a pool keyed by address would reuse one
+    name's TLS connection for another name on the same address."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    return httpx.AsyncClient(follow_redirects=False, limits=limits, transport=transport)
+
+
+def destination(url: str) -> str:
+    try:
+        scheme, host, port = destinations.parts(url)
+    except destinations.UnsafeURL:
+        return url
+    return f"{scheme}://{host.lower()}:{port}"
+
+
+class Deliverer:
+    """Makes attempts and records them, with per-destination and overall concurrency limits."""
+
+    def __init__(self, service: Fanout, http: httpx.AsyncClient, concurrency: int) -> None:
+        self.service = service
+        self.http = http
+        self.slots = asyncio.Semaphore(concurrency)
+        self.destinations: dict[str, tuple[asyncio.Semaphore, int]] = {}
+        self.closing = False
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, url: str) -> AsyncIterator[None]:
+        key = destination(url)
+        semaphore, users = self.destinations.get(key, (asyncio.Semaphore(PER_DESTINATION), 0))
+        self.destinations[key] = (semaphore, users + 1)
+        try:
+            async with semaphore, self.slots:
+                yield
+        finally:
+            semaphore, users = self.destinations[key]
+            if users == 1:
+                del self.destinations[key]
+            else:
+                self.destinations[key] = (semaphore, users - 1)
+
+    async def deliver(self, event: WebhookEvent) -> webhooks.Attempt | None:
+        """One attempt, recorded; None when the notifier closed before it could start (the event
+        stays due)."""
+        settings = self.service.settings
+        async with self._slot(event.url):
+            if self.closing:
+                return None
+            attempt = await webhooks.send(
+                event, self.http, settings.webhook_allow_networks, settings.webhook_timeout
+            )
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.service.record_attempt, event, attempt
+        )
+        return attempt
+
+
+async def _deliver_all(
+    service: Fanout, events: Sequence[WebhookEvent], transport: httpx.AsyncBaseTransport | None
+) -> list[webhooks.Attempt | BaseException | None]:
+    async with client(transport) as http:
+        deliverer = Deliverer(service, http, CONCURRENCY)
+        return await asyncio.gather(
+            *(deliverer.deliver(event) for event in events), return_exceptions=True
+        )
+
+
+def deliver_now(
+    service: Fanout,
+    events: Sequence[WebhookEvent],
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[webhooks.Attempt | BaseException | None]:
+    """Deliver a batch concurrently and return each attempt, or what recording it raised."""
+    return asyncio.run(_deliver_all(service, events, transport))
+
+
+class Notifier:
+    """The engine on a thread of its own. With `poll`, it takes due events from the outbox every
+    20 ms; `submit` hands it events from elsewhere (the AWS notify queue)."""
+
+    def __init__(self, service: Fanout, poll: bool = True) -> None:
+        self.service = service
+        self.poll = poll
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="notifier")
+        )
+        self.thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+        self.stopping: asyncio.Event | None = None
+        self.held: dict[EventId, asyncio.Task[None]] = {}
+        # Ids whose attempt was recorded while an outbox read was under way: that read may
+        # still show them as due, so it must not start them again.
+        self.recorded_during_read: set[EventId] | None = None
+        self.deliverer: Deliverer | None = None
+        self.ready = threading.Event()
+        self.reads = 0  # outbox reads so far: tests wait for some to pass
+
+    def start(self) -> None:
+        self.thread.start()
+        self.ready.wait()
+
+    def stop(self) -> None:
+        """Stop taking events; attempts under way get STOP_GRACE seconds to finish, and the
+        rest stay due for the next start (receivers deduplicate by `webhook-id`)."""
+        if self.stopping is not None and self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.stopping.set)
+            self.thread.join()
+
+    def submit(self, event: WebhookEvent) -> None:
+        """Deliver `event` unless it is already held; thread-safe."""
+        self.loop.call_soon_threadsafe(self._hold, event)
+
+    def _run(self) -> None:
+        try:
+            self.loop.run_until_complete(self._main())
+        finally:
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
+
+    async def _main(self) -> None:
+        self.stopping = asyncio.Event()
+        async with client() as http:
+            self.deliverer = Deliverer(self.service, http, CONCURRENCY)
+            self.ready.set()
+            while not self.stopping.is_set():
+                if self.poll:
+                    await self._take_due()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), POLL_INTERVAL)
+            self.deliverer.closing = True
+            if self.held:
+                await asyncio.wait(list(self.held.values()), timeout=STOP_GRACE)
+            for task in list(self.held.values()):
+                task.cancel()  # not recorded, so still due: sent again after the restart
+            await asyncio.gather(*self.held.values(), return_exceptions=True)
+
+    async def _take_due(self) -> None:
+        room = MAX_HELD - len(self.held)
+        if room <= 0:
+            return
+        self.recorded_during_read = set()
+        try:
+            due = await self.loop.run_in_executor(
+                None, self.service.overdue_events, time.time(), len(self.held) + min(room, BATCH)
+            )
+        except Exception:
+            log.exception("reading the due webhook events failed; will try again")
+            return
+        finally:
+            recorded, self.recorded_during_read = self.recorded_during_read, None
+            self.reads += 1
+        for event in due:
+            if event.id not in recorded:
+                self._hold(event)
+
+    def _hold(self, event: WebhookEvent) -> None:
+        if event.id in self.held or len(self.held) >= MAX_HELD or self.deliverer is None:
+            return
+        self.held[event.id] = self.loop.create_task(self._deliver(self.deliverer, event))
+
+    async def _deliver(self, deliverer: Deliverer, event: WebhookEvent) -> None:
+        try:
+            await deliverer.deliver(event)
+        except Exception:
+            log.exception("delivering webhook event %s failed; it stays due", event.id)
+        finally:
+            del self.held[event.id]
+            if self.recorded_during_read is not None:
+                self.recorded_during_read.add(event.id)
