@@ -113,8 +113,15 @@ def deliver_now(
     events: Sequence[WebhookEvent],
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[webhooks.Attempt | BaseException | None]:
-    """Deliver a batch concurrently and return each attempt, or what recording it raised."""
-    return asyncio.run(_deliver_all(service, events, transport))
+    """Deliver a batch concurrently and return each attempt, or what recording it raised. On a
+    loop of its own, leaving the thread's current loop alone (Mangum, in the same process in
+    tests, uses that one; `asyncio.run` would unset it)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_deliver_all(service, events, transport))
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
 
 
 class Notifier:
