@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from fanout import __version__
 from fanout.api import problems
-from fanout.api.routes import events, jobs, tasks
+from fanout.api.routes import events, jobs, tasks, ui
 from fanout.api.schemas import JobCreate
 from fanout.api.watch import JobWatches
 from fanout.service import Fanout
@@ -47,6 +47,7 @@ def create_app(settings: Settings, service: Fanout | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(tasks.router)
+    ui.mount(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

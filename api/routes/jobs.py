@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from fanout.views import public_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 NDJSON = "application/x-ndjson"
+ItemStatus = Literal["succeeded", "failed", "pending", "cancelled"]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -135,6 +137,23 @@ async def cancel_job(job_id: str, service: Service, tenant: Tenant) -> Response:
     return json_response(public_job(service.cancel(tenant, JobId(job_id))))
 
 
+def _having(
+    service: Fanout, job: Job, start: int, limit: int, status: str
+) -> tuple[list[bytes], int]:
+    """Up to `limit` outcome lines with `status` from item `start` on, and the index after the
+    last line read. Every line starts `{"index":N,"status":"...` (the runner writes them so)."""
+    wanted = re.compile(rb'\{"index":\d+,"status":"%b"' % status.encode())
+    found: list[bytes] = []
+    position = start
+    for line in service.result_lines(job, start, None):
+        position += 1
+        if wanted.match(line):
+            found.append(line)
+            if len(found) == limit:
+                break
+    return found, position
+
+
 def _stream(service: Fanout, job: Job) -> Iterator[bytes]:
     for line in service.result_lines(job, 0, None):
         yield line + b"\n"
@@ -153,16 +172,23 @@ async def job_results(
     cursor: Annotated[str | None, Query(pattern=r"^\d+$")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     format: Annotated[str | None, Query(pattern="^(json|jsonl|ndjson)$")] = None,
+    status: ItemStatus | None = None,
 ) -> Response:
     """Outcomes in input order, whatever order the chunks finished in. Items without an outcome
     yet read `pending` (`cancelled` once the job ended). `Accept: application/x-ndjson` or
-    `?format=jsonl` streams every item as JSON Lines."""
+    `?format=jsonl` streams every item as JSON Lines. `status` pages through the items with
+    that outcome only (the dashboard's failed items): `next_cursor` continues the scan."""
     job = service.get(tenant, JobId(job_id))
     if format in ("jsonl", "ndjson") or (
         format is None and NDJSON in request.headers.get("accept", "")
     ):
         return StreamingResponse(_stream(service, job), media_type=NDJSON)
     start = min(int(cursor or 0), job.total)  # past the end is an empty last page
+    if status is not None:
+        found, end = await run_in_threadpool(_having, service, job, start, limit, status)
+        next_cursor = str(end) if end < job.total else None
+        body = b'{"items":[' + b",".join(found) + b'],"next_cursor":' + to_json(next_cursor)
+        return Response(body + b"}", media_type="application/json")
     lines = list(service.result_lines(job, start, limit))
     end = start + len(lines)
     next_cursor = str(end) if end < job.total else None
