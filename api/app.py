@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from fanout import __version__
 from fanout.api import problems
+from fanout.api.keys import ApiKeys, load_api_keys
 from fanout.api.routes import events, jobs, tasks, ui
 from fanout.api.schemas import JobCreate
 from fanout.api.watch import JobWatches
@@ -30,14 +31,16 @@ class FanoutAPI(FastAPI):
         return document
 
 
-def create_app(settings: Settings, service: Fanout | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, service: Fanout | None = None, api_keys: ApiKeys | None = None
+) -> FastAPI:
     app = FanoutAPI(
         title="fanout",
         version=__version__,
         description="Fan a job's items out to workers, fan the results back in, in input order.",
     )
     app.state.service = service or build(settings)
-    app.state.api_keys = settings.tenants_by_key()
+    app.state.api_keys = api_keys or load_api_keys(settings)
     app.state.streams = events.Streams(
         JobWatches(app.state.service, settings.stream_poll_interval),
         settings.max_streams_per_peer,

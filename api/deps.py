@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from fanout.api.keys import ApiKeys, KeysUnavailable
 from fanout.api.problems import Problem
 from fanout.models import TenantId
 from fanout.service import Fanout
@@ -25,13 +26,18 @@ async def get_service(request: Request) -> Fanout:
 
 async def get_tenant(request: Request) -> TenantId:
     """Each API key is a tenant. With no keys configured there is one tenant, and the server
-    only listens on loopback (`fanout serve` enforces that)."""
-    keys: dict[str, str] = request.app.state.api_keys
-    if not keys:
+    only listens on loopback (`fanout serve` enforces that; on Lambda the API refuses to start).
+    Keys from SSM are read at most once per TTL: a blocking read then, a dict lookup otherwise."""
+    keys: ApiKeys = request.app.state.api_keys
+    if keys.open:
         return DEFAULT_TENANT
+    try:
+        tenants = keys.tenants()
+    except KeysUnavailable as error:
+        raise Problem(503, "The API keys cannot be read; try again shortly.") from error
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        for key, tenant in keys.items():
+    if scheme.lower() == "bearer" and token.strip():
+        for key, tenant in tenants.items():
             if hmac.compare_digest(key.encode(), token.strip().encode()):
                 return TenantId(tenant)
     raise Problem(

@@ -51,6 +51,9 @@ class Meter:
         default_factory=lambda: defaultdict(pricing.Capacity)
     )
     idle_polls: int = 0  # ReceiveMessage calls that found nothing: a standing cost, not per item
+    # (phase, service, operation, what it named: index, queue URL or object key), for the check
+    # that each function's role allows what it does (tests/aws/test_policies_on_moto.py).
+    touched: set[tuple[str, str, str, str]] = field(default_factory=set)
 
     def invoked(self, function: str) -> None:
         """One Lambda invocation of `function` (one handler call on one batch)."""
@@ -80,6 +83,7 @@ class Meter:
         ) -> None:
             key = (PHASE.get(), service, model.name)
             params = context.get("bench_params", {})
+            self.touched.add((*key, _target(params)))
             if service == "sqs" and model.name == "ReceiveMessage" and not parsed.get("Messages"):
                 self.idle_polls += 1
                 return
@@ -98,6 +102,14 @@ class Meter:
         for (_, service, operation), count in self.requests.items():
             totals[service, operation] += count
         return dict(totals)
+
+
+def _target(params: Mapping[str, Any]) -> str:
+    """The index, queue or object a request names, beyond its table, stream or bucket."""
+    for name in ("IndexName", "QueueUrl", "Key"):
+        if isinstance(params.get(name), str):
+            return str(params[name])
+    return ""
 
 
 def _billed(

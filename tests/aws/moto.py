@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import logging
 import threading
-from collections.abc import Callable, Iterable
 from typing import Any
 
+from fanout.backends.aws.emulator import CREDENTIALS, Emulator
 from fanout.service import Backend
 from fanout.settings import Settings
 from tests.contract.support import BackendUnavailable
@@ -24,56 +23,45 @@ _names = itertools.count()
 
 
 def endpoint() -> str:
-    """The server's URL, starting it the first time."""
+    """The server's URL, starting it the first time (the emulator `fanout aws emulator` runs:
+    DynamoDB's requests serialized, as AWS applies conditional writes atomically)."""
     global _endpoint
     with _lock:
         if _endpoint is None:
             try:
-                from moto.server import ThreadedMotoServer
+                emulator = Emulator()
             except ImportError as error:
                 raise BackendUnavailable(f"moto[server] is not installed: {error}") from error
-            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            server.start()
-            atexit.register(server.stop)
-            # werkzeug's server hands each request to `server.app`; no request has come yet.
-            wsgi = server._server
-            assert wsgi is not None
-            wsgi.app = one_dynamodb_request_at_a_time(wsgi.app)
-            host, port = server.get_host_and_port()
-            _endpoint = f"http://{host}:{port}"
+            _endpoint = emulator.start()
+            atexit.register(emulator.stop)
         return _endpoint
 
 
-def one_dynamodb_request_at_a_time(app: Any) -> Callable[..., Iterable[bytes]]:
-    """DynamoDB applies a conditional write atomically; moto's threaded server checks the
-    condition and writes in two steps, so two racing writers could both pass (seen here: two
-    winners of one `claim_completion`). Serializing DynamoDB's requests restores AWS's
-    semantics; SQS's (long polls among them) still run side by side."""
-    lock = threading.Lock()
-
-    def serve(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            body: Iterable[bytes] = app(environ, start_response)
-            return body
-        with lock:
-            return list(app(environ, start_response))
-
-    return serve
+def environment() -> dict[str, str]:
+    """The variables that point a process's boto3 at the server."""
+    return {"AWS_ENDPOINT_URL": endpoint(), **CREDENTIALS}
 
 
-def clients() -> Any:
-    """boto3 clients pointed at the server, with throwaway credentials."""
+def session() -> Any:
     try:
         import boto3
     except ImportError as error:
         raise BackendUnavailable(f"boto3 is not installed: {error}") from error
-    from fanout.backends.aws import Clients
-
-    session = boto3.session.Session(
+    return boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
     )
-    return Clients.create(session, endpoint_url=endpoint())
+
+
+def client(service: str) -> Any:
+    """A boto3 client of `service` on the server."""
+    return session().client(service, endpoint_url=endpoint())
+
+
+def clients() -> Any:
+    """boto3 clients pointed at the server, with throwaway credentials."""
+    from fanout.backends.aws import Clients
+
+    return Clients.create(session(), endpoint_url=endpoint())
 
 
 def fresh_settings(settings: Settings) -> tuple[Settings, Any]:

@@ -255,6 +255,10 @@ class Launcher:
         server.wait_healthy()
         return server
 
+    def command(self, args: list[str], env: dict[str, str] | None = None) -> Process:
+        """Any other long-running `fanout` command (e.g. `aws emulator`)."""
+        return self._start(" ".join(["fanout", *args[:2]]), args, env)
+
     def worker(
         self, data_dir: Path, workers: int = 1, env: dict[str, str] | None = None
     ) -> Process:
