@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import compare, cost, throughput
+from bench import compare, cost, export, throughput
 
 
 def main() -> int:
@@ -27,10 +27,14 @@ def main() -> int:
             "cost", help="AWS requests and $ per million items, on moto", description=cost.__doc__
         )
     )
+    export.add_arguments(
+        benchmarks.add_parser(
+            "export", help="results as JSON Lines vs JSON pages", description=export.__doc__
+        )
+    )
     args = parser.parse_args()
-    if args.benchmark == "cost":
-        return cost.run(args)
-    return compare.run(args) if args.benchmark == "compare" else throughput.run(args)
+    runs = {"cost": cost.run, "compare": compare.run, "export": export.run}
+    return runs.get(args.benchmark, throughput.run)(args)
 
 
 if __name__ == "__main__":

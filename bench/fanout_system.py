@@ -59,6 +59,7 @@ class FanoutSystem:
         self.client: httpx.Client | None = None
         self.data_dir: Path | None = None
         self.log: IO[bytes] | None = None
+        self.last_job_id = ""  # the job of the latest run, for benchmarks that read it back
 
     def start(self) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="fanout-bench-"))
@@ -120,6 +121,7 @@ class FanoutSystem:
         if response.status_code != 202:
             raise BenchError(f"POST /jobs answered {response.status_code}: {response.text[:500]}")
         job = response.json()
+        self.last_job_id = job["id"]
         received = self.receiver.wait(job["id"], deadline)
         if received is None:
             # Cancel it, so that its remaining chunks do not run on into the next run.

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
-from fanout import runner, tasks, webhooks
+from fanout import results, runner, tasks, webhooks
 from fanout.errors import InvalidJob, JobFinished, JobNotFound
 from fanout.models import (
     ChunkInput,
@@ -265,6 +265,13 @@ class Fanout:
             position += len(block)
         for index in range(position, stop):
             yield b'{"index":%d,"status":"%b"}' % (index, gap)
+
+    def result_text(
+        self, job: Job, start: int, max_lines: int, max_bytes: int
+    ) -> tuple[bytes, int]:
+        """Outcomes from item `start` in input order as JSON Lines, in one bounded piece: see
+        `fanout.results.outcome_text`. Returns the text and the index to continue from."""
+        return results.outcome_text(self.backend.jobs, job, start, max_lines, max_bytes)
 
     # -- change -------------------------------------------------------------------------------
 

@@ -45,6 +45,22 @@ def test_the_throughput_benchmark_prints_its_figures_for_a_tiny_run() -> None:
     assert "items/s" in done.stderr.decode()  # the table, on stderr beside the JSON
 
 
+def test_the_export_benchmark_reads_a_tiny_job_both_ways() -> None:
+    command = ["export", "--sizes", "300", "--repeat", "1", "--workers", "1", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *command],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert {(r["way"], r["items"]) for r in report["results"]} == {("jsonl", 300), ("pages", 300)}
+    assert all(r["median_seconds"] > 0 and r["body_bytes"] > 0 for r in report["results"])
+    assert "vs pages" in done.stderr.decode()
+
+
 class RecordingFanout(FanoutSystem):
     """Notes the server's process tree just before stopping it."""
 

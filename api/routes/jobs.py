@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -24,6 +24,9 @@ from fanout.views import public_job
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 NDJSON = "application/x-ndjson"
 ItemStatus = Literal["succeeded", "failed", "pending", "cancelled"]
+# An export reads about this much per trip to the store; a page is bounded by its `limit` alone.
+EXPORT_PIECE_BYTES = 512 * 1024
+PAGE_BYTES = 1 << 62
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -137,26 +140,44 @@ async def cancel_job(job_id: str, service: Service, tenant: Tenant) -> Response:
     return json_response(public_job(service.cancel(tenant, JobId(job_id))))
 
 
+def _matcher(status: str) -> re.Pattern[bytes]:
+    """Every line starts `{"index":N,"status":"...` (the runner writes them so)."""
+    return re.compile(rb'\{"index":\d+,"status":"%b"' % status.encode())
+
+
 def _having(
     service: Fanout, job: Job, start: int, limit: int, status: str
 ) -> tuple[list[bytes], int]:
     """Up to `limit` outcome lines with `status` from item `start` on, and the index after the
-    last line read. Every line starts `{"index":N,"status":"...` (the runner writes them so)."""
-    wanted = re.compile(rb'\{"index":\d+,"status":"%b"' % status.encode())
+    last line read."""
+    wanted = _matcher(status)
     found: list[bytes] = []
     position = start
-    for line in service.result_lines(job, start, None):
-        position += 1
-        if wanted.match(line):
-            found.append(line)
-            if len(found) == limit:
-                break
+    while position < job.total:
+        text, after = service.result_text(job, position, job.total, EXPORT_PIECE_BYTES)
+        for offset, line in enumerate(text.splitlines()):
+            if wanted.match(line):
+                found.append(line)
+                if len(found) == limit:
+                    return found, position + offset + 1
+        position = after
     return found, position
 
 
-def _stream(service: Fanout, job: Job) -> Iterator[bytes]:
-    for line in service.result_lines(job, 0, None):
-        yield line + b"\n"
+async def _export(service: Fanout, job: Job, status: str | None) -> AsyncIterator[bytes]:
+    """Every outcome (with `status`, if given) as JSON Lines, one bounded read of the store per
+    piece, in the threadpool (on AWS each read is a network call). uvicorn's `send` waits while
+    the client is behind, so the server holds about one piece per export, whatever its size."""
+    wanted = None if status is None else _matcher(status)
+    position = 0
+    while position < job.total:
+        text, position = await run_in_threadpool(
+            service.result_text, job, position, job.total, EXPORT_PIECE_BYTES
+        )
+        if wanted is not None:
+            text = b"".join(line for line in text.splitlines(True) if wanted.match(line))
+        if text:
+            yield text
 
 
 @router.get(
@@ -176,21 +197,22 @@ async def job_results(
 ) -> Response:
     """Outcomes in input order, whatever order the chunks finished in. Items without an outcome
     yet read `pending` (`cancelled` once the job ended). `Accept: application/x-ndjson` or
-    `?format=jsonl` streams every item as JSON Lines. `status` pages through the items with
-    that outcome only (the dashboard's failed items): `next_cursor` continues the scan."""
+    `?format=jsonl` streams every item as JSON Lines. `status` pages through (or streams) the
+    items with that outcome only (the dashboard's failed items): `next_cursor` continues the
+    scan."""
     job = service.get(tenant, JobId(job_id))
     if format in ("jsonl", "ndjson") or (
         format is None and NDJSON in request.headers.get("accept", "")
     ):
-        return StreamingResponse(_stream(service, job), media_type=NDJSON)
+        return StreamingResponse(_export(service, job, status), media_type=NDJSON)
     start = min(int(cursor or 0), job.total)  # past the end is an empty last page
     if status is not None:
         found, end = await run_in_threadpool(_having, service, job, start, limit, status)
         next_cursor = str(end) if end < job.total else None
         body = b'{"items":[' + b",".join(found) + b'],"next_cursor":' + to_json(next_cursor)
         return Response(body + b"}", media_type="application/json")
-    lines = list(service.result_lines(job, start, limit))
-    end = start + len(lines)
+    text, end = service.result_text(job, start, limit, PAGE_BYTES)
     next_cursor = str(end) if end < job.total else None
-    body = b'{"items":[' + b",".join(lines) + b'],"next_cursor":' + to_json(next_cursor) + b"}"
+    items = text[:-1].replace(b"\n", b",")  # JSON text never holds a raw newline
+    body = b'{"items":[' + items + b'],"next_cursor":' + to_json(next_cursor) + b"}"
     return Response(body, media_type="application/json")

@@ -14,6 +14,7 @@ from tests.api.conftest import PROBLEM, poll_once, run_to_end, submit
 pytestmark = pytest.mark.anyio
 
 NDJSON = "application/x-ndjson"
+TOLERANT = {"tolerated_failure_percentage": 100}
 
 
 async def all_pages(client: httpx.AsyncClient, job_id: str, limit: int) -> list[dict[str, Any]]:
@@ -117,6 +118,23 @@ async def test_format_jsonl_streams_every_item_whatever_the_limit(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(NDJSON)
     assert [r["index"] for r in lines(response)] == list(range(150))
+
+
+async def test_an_export_with_a_status_streams_only_the_items_with_that_outcome(
+    client: httpx.AsyncClient, service: Fanout
+) -> None:
+    items = [n if n % 7 else -n - 1 for n in range(40)]
+    job = await run_to_end(
+        client,
+        service,
+        {"task": "tests_api_fail_negatives", "items": items, "chunk_size": 6, **TOLERANT},
+    )
+
+    response = await client.get(
+        f"/jobs/{job['id']}/results", params={"format": "jsonl", "status": "failed"}
+    )
+
+    assert [r["index"] for r in lines(response)] == list(range(0, 40, 7))
 
 
 async def test_items_without_an_outcome_read_pending_while_the_job_runs(
