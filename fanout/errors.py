@@ -62,3 +62,8 @@ class TaskTimeout(Exception):
 
 class BackendError(FanoutError):
     """The backend's service refused or failed a request, after its client's own retries."""
+
+
+class TaskModuleError(FanoutError):
+    """A module listed in FANOUT_TASKS could not be imported; the message says which, where it
+    was looked for, and why, in one line."""

@@ -17,6 +17,24 @@ def _csv(value: object) -> object:
     return value
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+
+
+def _networks(value: object) -> object:
+    """CIDRs one by one, so a bad one is named once (not once per IP version it is not)."""
+    listed = _csv(value)
+    if not isinstance(listed, list):
+        return listed
+    networks = []
+    for item in listed:
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as error:
+            raise ValueError(f"not a CIDR network: {error}") from None
+    return networks
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FANOUT_", extra="ignore")
 
@@ -24,9 +42,12 @@ class Settings(BaseSettings):
     backend: Literal["sqlite", "aws"] = "sqlite"
     data_dir: Path = Path(".fanout")
     host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     tasks: Annotated[list[str], NoDecode] = []
+    # Task modules are looked for here first, then among the installed packages (as uvicorn's
+    # --app-dir): `FANOUT_TASKS=mytasks fanout serve` finds ./mytasks.py.
+    app_dir: Path = Path(".")
     # Each key is a tenant: "key1:tenant-a,key2:tenant-b" (a key alone is its own tenant).
     api_keys: Annotated[list[str], NoDecode] = []
     # API keys kept in an SSM Parameter Store SecureString (same format) instead, read again
@@ -84,7 +105,15 @@ class Settings(BaseSettings):
     stream_max_seconds: float = Field(default=300.0, gt=0)
     max_streams_per_peer: int = Field(default=32, ge=1)
 
-    _split_csv = field_validator("tasks", "api_keys", "webhook_allow_networks", mode="before")(_csv)
+    # What `fanout serve` and `fanout worker` log, to stderr: text, or one JSON object a line.
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "text"
+    # uvicorn's line per request; off by default (it costs about a third of a small route's
+    # throughput, DESIGN.md).
+    access_log: bool = False
+
+    _split_csv = field_validator("tasks", "api_keys", mode="before")(_csv)
+    _parse_networks = field_validator("webhook_allow_networks", mode="before")(_networks)
 
     @property
     def database(self) -> Path:

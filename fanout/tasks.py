@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, get_type_hints, overload
 
 from pydantic import TypeAdapter
+
+from fanout.errors import TaskModuleError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,8 +144,42 @@ def all_reducers() -> list[str]:
     return sorted(_REDUCERS)
 
 
-def load(modules: Iterable[str]) -> None:
-    """Import the built-ins and each user module, which register tasks as a side effect."""
+def load(modules: Iterable[str], app_dir: Path | None = None) -> None:
+    """Import the built-ins and each user module, which register tasks as a side effect. Modules
+    are looked for in `app_dir` first (put first on `sys.path`, as uvicorn's `--app-dir` does),
+    then among the installed packages. Raises `TaskModuleError` naming the module, where it was
+    looked for and why it failed."""
     importlib.import_module("fanout.builtins")
+    where = str(app_dir.resolve()) if app_dir is not None else None
+    if where is not None and where not in sys.path:
+        sys.path.insert(0, where)
     for module in modules:
+        _import(module, where)
+
+
+def _import(module: str, where: str | None) -> None:
+    try:
         importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name is None or not (module == error.name or module.startswith(error.name + ".")):
+            raise TaskModuleError(_failed(module, error)) from error
+        looked = f"{where} (--app-dir/FANOUT_APP_DIR) or " if where else ""
+        raise TaskModuleError(
+            f"no module named {module!r} (--tasks/FANOUT_TASKS) in {looked}the installed packages"
+        ) from error
+    except Exception as error:
+        raise TaskModuleError(_failed(module, error)) from error
+
+
+def _failed(module: str, error: Exception) -> str:
+    """The module was found but raised: what, and where in the user's code, in one line."""
+    why = f"{type(error).__name__}: {error}"
+    return f"task module {module!r} failed to import: {why} ({_origin(error)})"
+
+
+def _origin(error: Exception) -> str:
+    """Where the error was raised: the file and line of the user's code, in one line."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}:{error.lineno}"
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "no traceback"

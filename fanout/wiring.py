@@ -82,7 +82,7 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
 
 def build(settings: Settings, session_or_clients: Any = None) -> Fanout:
     """The service on the configured backend, with the built-in and configured tasks."""
-    tasks.load(settings.tasks)
+    tasks.load(settings.tasks, settings.app_dir)
     if settings.backend == "aws":
         return Fanout(aws_backend(settings, session_or_clients), settings)
     return Fanout(sqlite_backend(settings), settings)

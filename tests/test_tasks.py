@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from fanout import reducer, task, tasks
+from fanout.errors import TaskModuleError
 
 
 class Point(BaseModel):
@@ -22,6 +24,12 @@ class Shifted(BaseModel):
     x: int
     y: int
     by: int
+
+
+@pytest.fixture(autouse=True, scope="module")
+def builtins_loaded() -> None:
+    """The built-ins register on import; run alone, this file would otherwise not import them."""
+    tasks.load([])
 
 
 def registered(name: str) -> tasks.TaskDef:
@@ -200,6 +208,27 @@ def test_loading_imports_the_builtins_and_each_listed_module(
     assert tasks.get_task("echo") is not None
 
 
-def test_loading_a_missing_module_fails_loudly() -> None:
-    with pytest.raises(ModuleNotFoundError):
-        tasks.load([f"test_tasks_missing_{uuid.uuid4().hex}"])
+@pytest.fixture
+def restored_sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tasks.load` puts the app dir on `sys.path`; undo that after the test."""
+    monkeypatch.setattr(sys, "path", [*sys.path])
+
+
+@pytest.mark.usefixtures("restored_sys_path")
+def test_loading_a_missing_module_fails_loudly_naming_it_and_where_it_looked(
+    tmp_path: Path,
+) -> None:
+    missing = f"test_tasks_missing_{uuid.uuid4().hex}"
+    with pytest.raises(TaskModuleError, match=f"'{missing}'.* in {tmp_path} .*installed packages"):
+        tasks.load([missing], tmp_path)
+
+
+@pytest.mark.usefixtures("restored_sys_path")
+def test_a_module_in_the_app_dir_is_found_first(tmp_path: Path) -> None:
+    name = f"test_tasks_app_dir_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(
+        f"from fanout import task\n\n@task(name={name!r})\ndef f(n: int) -> int:\n    return n\n"
+    )
+    tasks.load([name], tmp_path)
+
+    assert tasks.get_task(name) is not None

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
+from fanout import logs
 from fanout.backends.sqlite import SqliteChunkQueue
 from fanout.service import Fanout
 from fanout.settings import Settings
@@ -26,6 +27,7 @@ log = logging.getLogger("fanout.runtime")
 
 
 def _worker_process(settings: Settings, supervisor: int) -> None:
+    logs.configure(settings)  # a fresh interpreter: the parent's logging is not inherited
     chunk_worker.main(build(settings), supervisor)
 
 

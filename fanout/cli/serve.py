@@ -2,43 +2,87 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import threading
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from fanout import __version__, logs
+from fanout.cli import preflight
 from fanout.cli.app import app, console, settings_from
+from fanout.settings import Settings
 
 if TYPE_CHECKING:
     from fanout.service import Fanout
     from fanout.workers.local import Loop
 
-Host = Annotated[str | None, typer.Option(help="Address to listen on [FANOUT_HOST].")]
-Port = Annotated[int | None, typer.Option(help="Port to listen on [FANOUT_PORT].")]
+log = logging.getLogger("fanout.cli")
+
+
+# The choices of Settings' literals, as enums so that Typer lists them and refuses others.
+class BackendName(StrEnum):
+    SQLITE = "sqlite"
+    AWS = "aws"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+Host = Annotated[str | None, typer.Option(help="Address to listen on [FANOUT_HOST; 127.0.0.1].")]
+Port = Annotated[int | None, typer.Option(help="Port to listen on [FANOUT_PORT; 8000].")]
 Workers = Annotated[
     int | None, typer.Option("--workers", "-w", help="Worker processes [FANOUT_WORKERS; CPUs].")
 ]
-BackendName = Annotated[
-    str | None,
-    typer.Option("--backend", help="sqlite, or aws: DynamoDB + SQS + S3 [FANOUT_BACKEND; sqlite]."),
+Backend = Annotated[
+    BackendName | None,
+    typer.Option(help="sqlite, or aws: DynamoDB + SQS + S3 [FANOUT_BACKEND; sqlite]."),
 ]
 DataDir = Annotated[
     Path | None, typer.Option(help="Where the SQLite file lives [FANOUT_DATA_DIR; .fanout].")
 ]
+Tasks = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated modules that register tasks [FANOUT_TASKS]."),
+]
+AppDir = Annotated[
+    Path | None,
+    typer.Option(help="Where task modules are looked for first [FANOUT_APP_DIR; the current dir]."),
+]
+Level = Annotated[
+    LogLevel | None, typer.Option(case_sensitive=False, help="[FANOUT_LOG_LEVEL; info].")
+]
+Format = Annotated[
+    LogFormat | None,
+    typer.Option(help="text, or json: one object a line [FANOUT_LOG_FORMAT; text]."),
+]
+AccessLog = Annotated[
+    bool | None,
+    typer.Option(
+        "--access-log/--no-access-log", help="A line per request [FANOUT_ACCESS_LOG; off]."
+    ),
+]
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def say(settings: Settings, message: str) -> None:
+    """What a person starting the server reads; a log record when the logs are JSON lines."""
+    if settings.log_format == "json":
+        log.info(message)
+    else:
+        console.print(message, soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -47,36 +91,44 @@ def serve(
     port: Port = None,
     workers: Workers = None,
     data_dir: DataDir = None,
-    backend: BackendName = None,
+    backend: Backend = None,
+    tasks: Tasks = None,
+    app_dir: AppDir = None,
+    log_level: Level = None,
+    log_format: Format = None,
+    access_log: AccessLog = None,
 ) -> None:
     """Run the API, N worker processes, the webhook notifier and the reconciler (and, on AWS,
     the stream aggregator)."""
     import uvicorn
 
     from fanout.api.app import create_app
-    from fanout.api.keys import parse_keys
-    from fanout.wiring import build
     from fanout.workers.local import Loop, Supervisor
     from fanout.workers.notifier import Notifier
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     settings = settings_from(
-        host=host, port=port, workers=workers, data_dir=data_dir, backend=backend
+        host=host,
+        port=port,
+        workers=workers,
+        data_dir=data_dir,
+        backend=backend,
+        tasks=tasks,
+        app_dir=app_dir,
+        log_level=log_level,
+        log_format=log_format,
+        access_log=access_log,
     )
-    # "," parses to no keys; keys in SSM count as keys (the API refuses requests if it is empty).
-    keyed = bool(settings.api_keys_parameter or parse_keys(settings.api_keys))
-    if not keyed and not _is_loopback(settings.host):
-        console.print(
-            f"[yellow]No API keys configured (FANOUT_API_KEYS): listening on 127.0.0.1"
-            f" instead of {settings.host}.[/]"
+    preflight.require_keys_off_loopback(settings)
+    logs.configure(settings)
+    settings = preflight.load_tasks(settings)
+    sock = preflight.bind(settings.host, settings.port)
+    service = preflight.open_service(settings)
+    if not preflight.keyed(settings):
+        say(
+            settings,
+            "No API keys configured (FANOUT_API_KEYS): every caller is one tenant, so the"
+            " server listens on loopback only.",
         )
-        settings = settings.model_copy(update={"host": "127.0.0.1"})
-    elif not keyed:
-        console.print(
-            "[yellow]No API keys configured (FANOUT_API_KEYS): every caller is one"
-            " tenant, so the server listens on loopback only.[/]"
-        )
-    service = build(settings)
     supervisor = Supervisor(settings, service, settings.workers)
     if settings.backend == "aws":
         loops, close = _aws_pollers(service)
@@ -88,18 +140,17 @@ def serve(
     supervisor.start()
     for loop in loops:
         loop.start()
-    where = f"table {settings.table}" if settings.backend == "aws" else settings.data_dir.resolve()
-    console.print(
-        f"fanout serving on http://{settings.host}:{settings.port} with"
-        f" {settings.workers} workers; data in {where}"
+    say(
+        settings,
+        f"fanout {__version__} serving on http://{settings.host}:{settings.port} with"
+        f" {settings.workers} workers; data in {_where(settings)}",
     )
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, service),
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_level="warning",
+            access_log=settings.access_log,
+            log_config=None,  # logs.configure has set up uvicorn's loggers
+            log_level=settings.log_level,
         )
     )
     # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers
@@ -107,24 +158,47 @@ def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         for loop in loops:
             loop.stop()
         close()
         supervisor.stop()
-        console.print("fanout stopped; unfinished jobs resume at the next start.")
+        say(settings, "fanout stopped; unfinished jobs resume at the next start.")
+
+
+def _where(settings: Settings) -> str:
+    if settings.backend == "aws":
+        return f"table {settings.table}"
+    return str(settings.data_dir.resolve())
 
 
 @app.command()
-def worker(workers: Workers = None, data_dir: DataDir = None, backend: BackendName = None) -> None:
+def worker(
+    workers: Workers = None,
+    data_dir: DataDir = None,
+    backend: Backend = None,
+    tasks: Tasks = None,
+    app_dir: AppDir = None,
+    log_level: Level = None,
+    log_format: Format = None,
+) -> None:
     """Run worker processes only, against the same data directory as a `fanout serve`. On AWS,
     also the stream aggregator, notifier and reconciler: every Lambda function but the API."""
-    from fanout.wiring import build
     from fanout.workers.local import Supervisor
 
-    settings = settings_from(workers=workers, data_dir=data_dir, backend=backend)
-    service = build(settings)
+    settings = settings_from(
+        workers=workers,
+        data_dir=data_dir,
+        backend=backend,
+        tasks=tasks,
+        app_dir=app_dir,
+        log_level=log_level,
+        log_format=log_format,
+    )
+    logs.configure(settings)
+    settings = preflight.load_tasks(settings)
+    service = preflight.open_service(settings)
     supervisor = Supervisor(settings, service, settings.workers)
     loops: list[Loop] = []
     close: Callable[[], None] = _nothing_to_close
@@ -136,8 +210,7 @@ def worker(workers: Workers = None, data_dir: DataDir = None, backend: BackendNa
     supervisor.start()
     for loop in loops:
         loop.start()
-    where = f"table {settings.table}" if settings.backend == "aws" else settings.data_dir.resolve()
-    console.print(f"fanout worker: {settings.workers} processes on {where}")
+    say(settings, f"fanout worker: {settings.workers} processes on {_where(settings)}")
     while not stop.wait(1.0):
         pass
     for loop in loops:

@@ -73,13 +73,21 @@ class Process:
     """A `fanout` command running as a child process in its own session, so that only the
     signals a test sends reach it; its output goes to a log file."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        program: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.log = log
         with log.open("wb") as out:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "fanout", *args],
-                cwd=log.parent,
+                [*(program or [sys.executable, "-m", "fanout"]), *args],
+                cwd=cwd or log.parent,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -237,19 +245,27 @@ class Launcher:
         env.update(extra)
         return env
 
-    def _start(self, name: str, args: list[str], env: dict[str, str] | None) -> Process:
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None, **how: Any) -> Process:
         log = self.tmp_path / f"{len(self.started)}-{name.replace(' ', '-')}.log"
-        process = Process(name, args, self.env(env or {}), log)
+        process = Process(name, args, self.env(env or {}), log, **how)
         self.started.append(process)
         return process
 
     def serve(
-        self, workers: int = 2, data_dir: Path | None = None, env: dict[str, str] | None = None
+        self,
+        workers: int = 2,
+        data_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        options: tuple[str, ...] = (),
+        **how: Any,
     ) -> Server:
+        """`options` go after the harness's own; `how`: `program` (the command, `python -m
+        fanout` by default) and `cwd`."""
         data_dir = data_dir or self.tmp_path / "data"
         port = free_port()
         args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        process = self._start("fanout serve", [*args, "--data-dir", str(data_dir)], env)
+        args += ["--data-dir", str(data_dir), *options]
+        process = self._start("fanout serve", args, env, **how)
         server = Server(process, f"http://127.0.0.1:{port}", data_dir)
         self.servers.append(server)
         server.wait_healthy()
