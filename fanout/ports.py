@@ -206,3 +206,18 @@ class InputFiles(Protocol):
         this service does not read (another scheme or bucket, a path outside the input
         directory or a link out of it, something other than a regular file)."""
         ...
+
+
+class TaskStats(Protocol):
+    """Each task's measured seconds per item, a moving average over its finished chunks (what
+    `fanout.chunking` sizes the next job's chunks by)."""
+
+    def seconds_per_item(self, task: str) -> float | None:
+        """The task's average, or None before its first measurement."""
+        ...
+
+    def record_time(self, task: str, seconds_per_item: float, weight: float, now: float) -> None:
+        """Move the task's average towards a new measurement, atomically: `average + weight ·
+        (seconds_per_item - average)`, or the measurement itself when there is none yet. Two
+        writers at once may each move it, or one of them may be dropped; neither is an error."""
+        ...

@@ -8,22 +8,23 @@ short (release, finalize).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
-import math
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
+from urllib.parse import urlsplit
 
-from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
-from fanout import results, runner, tasks, webhooks
-from fanout.errors import InvalidJob, JobFinished, JobNotFound
+from fanout import chunking, readers, results, runner, tasks, webhooks
+from fanout.errors import InputUnavailable, InvalidJob, JobFinished, JobNotFound
+from fanout.intake import Intake
 from fanout.models import (
-    ChunkInput,
     ChunkRef,
     ChunkResult,
     Counted,
@@ -53,6 +54,7 @@ from fanout.ports import (
     NotificationQueue,
     Outbox,
     Reconcilable,
+    TaskStats,
 )
 from fanout.settings import Settings
 from fanout.views import public_job
@@ -92,12 +94,23 @@ class Backend:
     outputs: FinalOutputs | None = None
     # Where `items_url` files are read from (None: this deployment reads none).
     inputs: InputFiles | None = None
+    # Each task's measured time per item, which sizes its jobs' chunks (None: never measured).
+    stats: TaskStats | None = None
+    # What one chunk costs besides its items (a guess the FANOUT_CHUNK_OVERHEAD_SECONDS setting
+    # overrides), and how many chunks run at once at most: the local worker processes; None
+    # where workers scale out to each job's window (Lambda).
+    chunk_overhead: float = 0.003
+    workers: int | None = None
 
 
 @dataclass(frozen=True)
 class JobRequest:
+    """A job as submitted. Its items come either in `items` (any iterable, read once, item by
+    item: a list, or a stream's items as they are parsed) or from the file `items_url` names,
+    read as `items_format` (None: as its name's extension says)."""
+
     task: str
-    items: list[Any]
+    items: Iterable[Any]
     params: dict[str, Any]
     webhook_url: str | None = None
     webhook_secret: str | None = None
@@ -108,6 +121,35 @@ class JobRequest:
     tolerated_failure_percentage: float | None = None
     timeout_seconds: float | None = None
     reduce: str | None = None
+    items_url: str | None = None
+    items_format: readers.Format | None = None
+
+
+@dataclass
+class Submission:
+    """A job checked and its items validated and spooled, not yet stored (`Fanout.take_in`)."""
+
+    request: JobRequest
+    task: tasks.TaskDef
+    intake: Intake
+
+    def __enter__(self) -> Submission:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.intake.close()
+
+    def fingerprint(self) -> str:
+        """What an idempotency key compares: the request's JSON value in canonical form (sorted
+        keys, no spaces) with the digest of its validated items, hashed. The same job sent
+        with other spacing, key order or item spelling has the same fingerprint."""
+        fields = {f.name: getattr(self.request, f.name) for f in dataclasses.fields(self.request)}
+        fields["items"] = self.intake.digest()
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+STATS_TTL = 5.0  # seconds a task's measured time per item is reused before it is read again
 
 
 def new_job_id() -> JobId:
@@ -119,61 +161,44 @@ class Fanout:
     def __init__(self, backend: Backend, settings: Settings) -> None:
         self.backend = backend
         self.settings = settings
+        self._times = chunking.TaskTimes(backend.stats) if backend.stats is not None else None
+        self._measured: dict[str, tuple[float, float | None]] = {}
 
     # -- submit -------------------------------------------------------------------------------
 
     def submit(self, tenant: TenantId, request: JobRequest) -> tuple[Job, str | None]:
         """Validate, chunk and durably store a job, then release its first window. Returns the
         job and the webhook secret if one was generated (shown to the client only this once).
-        Raises InvalidJob naming the fields or item indices; nothing is stored then."""
-        task = tasks.get_task(request.task)
-        if task is None:
-            raise InvalidJob(
-                "Unknown task",
-                [
-                    {
-                        "field": "task",
-                        "message": f"no task named {request.task!r}",
-                        "known": [t.name for t in tasks.all_tasks()],
-                    }
-                ],
-            )
-        if request.reduce is not None and tasks.get_reducer(request.reduce) is None:
-            raise InvalidJob(
-                "Unknown reducer",
-                [
-                    {
-                        "field": "reduce",
-                        "message": f"no reducer named {request.reduce!r}",
-                        "known": tasks.all_reducers(),
-                    }
-                ],
-            )
-        if len(request.items) > self.settings.max_items:
-            raise InvalidJob(
-                "Too many items",
-                [{"field": "items", "message": f"at most {self.settings.max_items} items"}],
-            )
-        if request.webhook_url is not None:
-            try:
-                webhooks.check_url(request.webhook_url, self.settings.webhook_allow_networks)
-            except webhooks.UnsafeURL as error:
-                raise InvalidJob(
-                    "Webhook URL refused", [{"field": "webhook.url", "message": str(error)}]
-                ) from error
-        size, chunks = self._chunk(task, request)
+        Raises InvalidJob naming the fields, item indices or lines at fault; nothing is
+        stored then, even when the items were a stream rejected part-way."""
+        with self.take_in(request) as submission:
+            return self.store(tenant, submission)
+
+    def take_in(self, request: JobRequest) -> Submission:
+        """The first half of `submit`: check the request, then read, validate and spool every
+        item (a stream is read to its end here). Stores nothing; raises InvalidJob. Close the
+        submission (a context manager) when done with it."""
+        task = self._checked(request)
+        return Submission(request, task, self._take_in(task, request))
+
+    def store(self, tenant: TenantId, submission: Submission) -> tuple[Job, str | None]:
+        """The second half of `submit`: chunk a taken-in job, store it durably and release
+        its first window."""
+        request, intake = submission.request, submission.intake
         options = self._options(request)
+        size = request.chunk_size or self._chunk_size(submission.task, intake.total, options)
+        chunks = list(intake.chunks(size, self.settings.max_chunk_bytes))
         secret = request.webhook_secret or (webhooks.new_secret() if request.webhook_url else None)
         new = NewJob(
             id=new_job_id(),
             tenant=tenant,
-            task=task.name,
+            task=submission.task.name,
             params=request.params,
             options=dataclasses.replace(options, chunk_size=size),
             webhook=Webhook(request.webhook_url, secret)
             if request.webhook_url and secret
             else None,
-            total=len(request.items),
+            total=intake.total,
             created_at=time.time(),
         )
         released = self.backend.jobs.create_job(new, chunks)
@@ -188,6 +213,25 @@ class Fanout:
         assert job is not None
         return job, secret if request.webhook_secret is None else None
 
+    def _checked(self, request: JobRequest) -> tasks.TaskDef:
+        """The request's task, once its task, reducer and webhook URL are known to be good."""
+        task = tasks.get_task(request.task)
+        if task is None:
+            known = [t.name for t in tasks.all_tasks()]
+            message = f"no task named {request.task!r}"
+            raise InvalidJob("Unknown task", [_problem("task", message, known=known)])
+        if request.reduce is not None and tasks.get_reducer(request.reduce) is None:
+            known = tasks.all_reducers()
+            message = f"no reducer named {request.reduce!r}"
+            raise InvalidJob("Unknown reducer", [_problem("reduce", message, known=known)])
+        if request.webhook_url is not None:
+            try:
+                webhooks.check_url(request.webhook_url, self.settings.webhook_allow_networks)
+            except webhooks.UnsafeURL as error:
+                problem = _problem("webhook.url", str(error))
+                raise InvalidJob("Webhook URL refused", [problem]) from error
+        return task
+
     def _options(self, request: JobRequest) -> JobOptions:
         return JobOptions(
             chunk_size=request.chunk_size or 0,
@@ -199,34 +243,76 @@ class Fanout:
             reduce=request.reduce,
         )
 
-    def _chunk(self, task: tasks.TaskDef, request: JobRequest) -> tuple[int, list[ChunkInput]]:
-        """Group items by count and by bytes, as Step Functions' ItemBatcher does. Returns the
-        count limit used and the chunks."""
-        adapter = task.items_adapter
+    def _take_in(self, task: tasks.TaskDef, request: JobRequest) -> Intake:
+        """Every item read (from the request, or as a stream from its `items_url` file),
+        validated and spooled. Raises InvalidJob naming the item index or line at fault."""
+        intake = Intake(task, self.settings.max_items)
         try:
-            items = adapter.validate_python(request.items)
-        except ValidationError as error:
-            title = "Items do not match the task's input type"
-            raise InvalidJob(title, _item_errors(error)) from error
-        size = request.chunk_size or max(
-            1,
-            min(self.settings.max_chunk_items, math.ceil(len(items) / self.settings.target_chunks)),
-        )
-        chunks: list[ChunkInput] = []
-        for start in range(0, len(items), size):
-            self._split_by_bytes(adapter, items, start, min(start + size, len(items)), chunks)
-        return size, chunks
+            self._read(intake, request)
+        except BaseException:
+            intake.close()
+            raise
+        return intake
 
-    def _split_by_bytes(
-        self, adapter: Any, items: list[Any], start: int, end: int, out: list[ChunkInput]
-    ) -> None:
-        encoded: bytes = adapter.dump_json(items[start:end])
-        if len(encoded) <= self.settings.max_chunk_bytes or end - start == 1:
-            out.append(ChunkInput(start, end, encoded))
-            return
-        middle = (start + end) // 2
-        self._split_by_bytes(adapter, items, start, middle, out)
-        self._split_by_bytes(adapter, items, middle, end, out)
+    def _read(self, intake: Intake, request: JobRequest) -> None:
+        field = "items" if request.items_url is None else "items_url"
+        try:
+            if request.items_url is None:
+                intake.take(request.items)
+                return
+            with self._open_input(request.items_url) as stream:
+                intake.take(self._items_of(request, stream))
+        except readers.Unreadable as error:
+            problem = _problem(field, error.message, line=error.line)
+            raise InvalidJob("The items cannot be read", [problem]) from error
+        except readers.TooLarge as error:
+            if request.items_url is None:
+                raise  # a request body: the HTTP edge answers 413
+            raise InvalidJob("Input file too large", [_problem(field, str(error))]) from error
+
+    def _open_input(self, url: str) -> IO[bytes]:
+        if self.backend.inputs is None:
+            message = "this deployment reads no input files"
+            raise InvalidJob("Input files are not available", [_problem("items_url", message)])
+        try:
+            return self.backend.inputs.open(url)
+        except InputUnavailable as error:
+            problem = _problem("items_url", error.reason)
+            raise InvalidJob("The input file cannot be read", [problem]) from error
+
+    def _items_of(self, request: JobRequest, stream: IO[bytes]) -> Iterator[Any]:
+        url = request.items_url or ""
+        format = request.items_format or readers.format_of(urlsplit(url).path or url)
+        if format is None:
+            message = "name a .json, .jsonl, .ndjson or .csv file, or give items_format"
+            raise InvalidJob("Unknown input format", [_problem("items_url", message)])
+        limited = readers.limited(stream, self.settings.max_input_bytes)
+        return readers.read_items(limited, format, self.settings.max_item_bytes)
+
+    def _chunk_size(self, task: tasks.TaskDef, total: int, options: JobOptions) -> int:
+        """Items per chunk from the job's size and the task's measured time per item, for as
+        many chunks at once as the job's window and the workers allow (`fanout.chunking`)."""
+        workers = options.max_concurrency
+        if self.backend.workers is not None:
+            workers = min(workers, self.backend.workers)
+        sizing = chunking.Sizing(
+            overhead_seconds=self.settings.chunk_overhead_seconds or self.backend.chunk_overhead,
+            max_items=self.settings.max_chunk_items,
+            max_seconds=self.settings.max_chunk_seconds,
+        )
+        return chunking.chunk_size(total, self._seconds_per_item(task.name), workers, sizing)
+
+    def _seconds_per_item(self, task: str) -> float | None:
+        """The task's measured time per item, read from the store at most every STATS_TTL
+        seconds (a submit should not cost a read more)."""
+        if self.backend.stats is None:
+            return None
+        now = time.monotonic()
+        read_at, value = self._measured.get(task, (-STATS_TTL, None))
+        if now - read_at >= STATS_TTL:
+            value = self.backend.stats.seconds_per_item(task)
+            self._measured[task] = (now, value)
+        return value
 
     # -- read ---------------------------------------------------------------------------------
 
@@ -313,7 +399,10 @@ class Fanout:
                     backoff_base=self.settings.retry_backoff_base,
                     backoff_max=self.settings.retry_backoff_max,
                 )
+                started = time.perf_counter()
                 result = runner.run_chunk(task, chunk.start, items, job.params, policy)
+                if self._times is not None:
+                    self._times.observe(task.name, time.perf_counter() - started, chunk.size)
             self._record(chunk, result)
         self.backend.queue.delete(delivery.receipt)
 
@@ -532,16 +621,6 @@ class Fanout:
             self._announce(event, max(0.0, retry_at - time.time()))
 
 
-def _item_errors(error: ValidationError) -> list[dict[str, object]]:
-    listed: list[dict[str, object]] = []
-    for detail in error.errors(include_url=False)[:MAX_LISTED_ERRORS]:
-        loc = detail["loc"]
-        listed.append(
-            {
-                "index": loc[0] if loc else None,
-                "field": "items"
-                + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc),
-                "message": detail["msg"],
-            }
-        )
-    return listed
+def _problem(field: str, message: str, **more: object) -> dict[str, object]:
+    """One entry of InvalidJob's errors: the field at fault, and what is wrong with it."""
+    return {"field": field, **more, "message": message}

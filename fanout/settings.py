@@ -63,10 +63,18 @@ class Settings(BaseSettings):
     # read (default: <data_dir>/inputs).
     input_dir: Path | None = None
     max_items: int = 1_000_000
-    # Chunking, as Step Functions' ItemBatcher: by count and by bytes.
-    max_chunk_items: int = 1000
+    # Streamed items (an NDJSON or CSV body, an `items_url` file): bytes in all, and bytes a
+    # line (one item), each enforced while reading.
+    max_input_bytes: int = 1024 * 1024 * 1024
+    max_item_bytes: int = 1024 * 1024
+    # Chunking, as Step Functions' ItemBatcher: by count and by bytes. Without a job's own
+    # `chunk_size`, its size follows the task's measured time per item (fanout.chunking): a
+    # chunk's fixed cost besides its items (None: the backend's estimate), and the longest a
+    # chunk's items should run.
+    max_chunk_items: int = 10_000
     max_chunk_bytes: int = 256 * 1024
-    target_chunks: int = 64
+    chunk_overhead_seconds: float | None = Field(default=None, gt=0)
+    max_chunk_seconds: float = Field(default=10.0, gt=0)
     default_max_concurrency: int = 16
     default_max_attempts: int = 3
     async_concurrency: int = 100

@@ -8,10 +8,17 @@ from fanout import tasks
 from fanout.service import Backend, Fanout
 from fanout.settings import Settings
 
+# What one chunk costs besides its items, for sizing chunks (fanout.chunking). SQLite: a few
+# write transactions and a queue poll. AWS: an SQS send, receive and delete, three DynamoDB
+# writes, an S3 ranged GET and a stream record, each a network round trip of 5-20 ms.
+SQLITE_CHUNK_OVERHEAD = 0.003
+AWS_CHUNK_OVERHEAD = 0.05
+
 
 def sqlite_backend(settings: Settings) -> Backend:
     from fanout.backends.files import LocalInputFiles
     from fanout.backends.sqlite import Database, SqliteChunkQueue, SqliteStore
+    from fanout.backends.sqlite.stats import SqliteTaskStats
 
     db = Database(settings.database)
     store = SqliteStore(db)
@@ -24,6 +31,9 @@ def sqlite_backend(settings: Settings) -> Backend:
         idempotency=store,
         reconcilable=store,
         inputs=LocalInputFiles(settings.inputs),
+        stats=SqliteTaskStats(db),
+        chunk_overhead=SQLITE_CHUNK_OVERHEAD,
+        workers=settings.workers,
     )
 
 
@@ -45,6 +55,7 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
     from fanout.backends.aws.bootstrap import queue_names, queue_url
     from fanout.backends.aws.notices import SqsNotificationQueue
     from fanout.backends.aws.outputs import S3FinalOutputs
+    from fanout.backends.aws.stats import DynamoTaskStats
 
     clients = (
         session_or_clients
@@ -77,6 +88,8 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         ),
         # Without a bucket there is nowhere to write it: results are read from the table.
         outputs=S3FinalOutputs(blobs) if settings.bucket else None,
+        stats=DynamoTaskStats(table),
+        chunk_overhead=AWS_CHUNK_OVERHEAD,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -11,14 +10,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
-from pydantic import ValidationError
 from pydantic_core import to_json
 
+from fanout import readers
+from fanout.api import bodies
 from fanout.api.deps import Service, Tenant
-from fanout.api.problems import Problem, validation_errors
-from fanout.api.schemas import JobCreate, JobPatch, JobPublic, JobsPublic, ResultsPublic
+from fanout.api.problems import Problem
+from fanout.api.schemas import JobPatch, JobPublic, JobsPublic, ResultsPublic
+from fanout.errors import InvalidJob
 from fanout.models import Job, JobId, JobStatus
-from fanout.service import Fanout
+from fanout.service import Fanout, JobRequest
 from fanout.views import public_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -33,46 +34,50 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(to_json(body), status, headers, media_type="application/json")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise Problem(413, f"The body is over the limit of {limit} bytes.")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise Problem(413, f"The body is over the limit of {limit} bytes.")
-    return bytes(body)
-
-
-def _parse(body: bytes) -> JobCreate:
-    try:
-        return JobCreate.model_validate_json(body)
-    except ValidationError as error:
-        raise Problem(
-            422, "The job is not valid", errors=validation_errors(error.errors(include_url=False))
-        ) from error
-
-
-def _submit(service: Fanout, tenant: Tenant, create: JobCreate) -> tuple[bytes, str]:
-    request = create.to_request()
-    job, secret = service.submit(tenant, request)
+def _render(job: Job, secret: str | None) -> tuple[bytes, str]:
     view = public_job(job)
     if secret is not None:
         view["webhook"]["secret"] = secret
     return to_json(view), f"/jobs/{job.id}"
 
 
+def _submit(service: Fanout, tenant: Tenant, request: JobRequest) -> tuple[bytes, str]:
+    try:
+        return _render(*service.submit(tenant, request))
+    except readers.TooLarge as error:
+        raise Problem(413, f"The body is {error}.") from error
+
+
+def _submit_keyed(service: Fanout, tenant: Tenant, request: JobRequest, key: str) -> bytes:
+    """Take the job in (a streamed body is read to its end), then claim the key with the
+    job's fingerprint: the first request with it stores the job; a repeat with the same job
+    replays the stored response (`location`, newline, body)."""
+    store = service.backend.idempotency
+    try:
+        submission = service.take_in(request)
+    except readers.TooLarge as error:
+        raise Problem(413, f"The body is {error}.") from error
+    with submission:
+        stored = store.begin(tenant, key, submission.fingerprint(), time.time())
+        if stored is not None:
+            return stored
+        try:
+            content, location = _render(*service.store(tenant, submission))
+        except Exception:
+            # Nothing was stored (a stored job returns 202 even if its release failed), so
+            # the client may try again with the same key.
+            store.abandon(tenant, key)
+            raise
+    stored = location.encode() + b"\n" + content
+    store.finish(tenant, key, stored)
+    return stored
+
+
 @router.post(
     "",
     status_code=202,
     response_model=JobPublic,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobCreate"}}},
-        }
-    },
+    openapi_extra=bodies.OPENAPI,
     responses={413: {"description": "Body too large"}, 422: {"description": "Invalid job"}},
 )
 async def create_job(
@@ -81,27 +86,27 @@ async def create_job(
     tenant: Tenant,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
-    """Accept a job: `202 Accepted` means it is durably stored. With an `Idempotency-Key`, the
-    same key and body replay the first response; a different body is a 422, and a request still
-    in progress with that key a 409."""
-    body = await _read_body(request, service.settings.max_body_bytes)
-    create = _parse(body)
-    if idempotency_key is None:
-        content, location = await run_in_threadpool(_submit, service, tenant, create)
-        return Response(content, 202, {"location": location}, media_type="application/json")
-    store = service.backend.idempotency
-    fingerprint = hashlib.sha256(body).hexdigest()
-    stored = store.begin(tenant, idempotency_key, fingerprint, time.time())
-    if stored is None:
-        try:
-            content, location = await run_in_threadpool(_submit, service, tenant, create)
-        except Exception:
-            # Nothing was stored (a stored job returns 202 even if its release failed), so
-            # the client may try again with the same key.
-            store.abandon(tenant, idempotency_key)
-            raise
-        stored = location.encode() + b"\n" + content
-        store.finish(tenant, idempotency_key, stored)
+    """Accept a job: `202 Accepted` means it is durably stored. The body is the job as JSON
+    (items inline, or an `items_url` to read them from), or the items alone as NDJSON or CSV
+    with the task and options as query parameters, read as a stream. With an
+    `Idempotency-Key`, the same key and job replay the first response; a different job is a
+    422, and a request still in progress with that key a 409."""
+    streamed = bodies.streamed_format(request)
+    if streamed is not None:
+        job_request = bodies.streamed_request(request, streamed, service.settings)
+    else:
+        body = await bodies.read_body(request, service.settings.max_body_bytes)
+        job_request = bodies.parse(body).to_request()
+    try:
+        if idempotency_key is None:
+            content, location = await run_in_threadpool(_submit, service, tenant, job_request)
+            return Response(content, 202, {"location": location}, media_type="application/json")
+        key = idempotency_key
+        stored = await run_in_threadpool(_submit_keyed, service, tenant, job_request, key)
+    except InvalidJob as error:
+        if streamed is not None:
+            bodies.as_query_fields(error.errors)
+        raise
     stored_location, _, content = stored.partition(b"\n")
     headers = {"location": stored_location.decode(), "idempotency-key": idempotency_key}
     return Response(content, 202, headers, media_type="application/json")

@@ -3,7 +3,6 @@ response, a reused key with another body is a 422, a key still in progress a 409
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Any
@@ -12,6 +11,7 @@ import anyio
 import httpx
 import pytest
 
+from fanout.api.schemas import JobCreate
 from fanout.models import TenantId
 from fanout.service import Fanout
 from fanout.settings import Settings
@@ -79,7 +79,8 @@ async def test_the_same_key_with_another_body_is_a_422_and_stores_nothing_new(
 
 
 async def test_a_key_still_in_progress_is_a_409(client: httpx.AsyncClient, service: Fanout) -> None:
-    fingerprint = hashlib.sha256(encoded(JOB)).hexdigest()
+    with service.take_in(JobCreate.model_validate(JOB).to_request()) as submission:
+        fingerprint = submission.fingerprint()
     assert (
         service.backend.idempotency.begin(TenantId("default"), "key-1", fingerprint, time.time())
         is None

@@ -59,7 +59,9 @@ async def test_the_openapi_document_describes_the_job_request_body(
     body_schema = post["requestBody"]["content"]["application/json"]["schema"]
     job_create = resolve(document, body_schema["$ref"])
     assert set(job_create["properties"]) == set(JobCreate.model_fields)
-    assert set(job_create["required"]) == {"task", "items"}
+    assert set(job_create["required"]) == {"task"}  # and either items or items_url
+    assert {"application/x-ndjson", "text/csv"} <= set(post["requestBody"]["content"])
+    assert {"task", "params", "webhook_url"} <= {p["name"] for p in post["parameters"]}
     assert "202" in post["responses"]
 
 

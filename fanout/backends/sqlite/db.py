@@ -81,6 +81,13 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
 
+-- Each task's seconds per item, a moving average over its chunks (fanout.chunking).
+CREATE TABLE IF NOT EXISTS task_stats (
+    task TEXT PRIMARY KEY,
+    seconds_per_item REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS idempotency (
     tenant TEXT NOT NULL,
     key TEXT NOT NULL,

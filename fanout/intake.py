@@ -1,0 +1,142 @@
+"""A job's items on their way in: validated against the task's input type as they arrive and
+kept in encoded form, then cut into chunks once their number is known.
+
+Items come from anywhere (a JSON body's list, an NDJSON body, an input file) as an iterable and
+are taken in batches: each batch is validated and written to a spool as the task's JSON, in
+memory up to SPOOL_MEMORY and on disk past it. Nothing reaches the store until every item is in
+and valid, so a rejected submission, even one rejected mid-stream, stores nothing; and the
+items are never held whole as Python objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import from_json, to_json
+
+from fanout.errors import InvalidJob
+from fanout.models import ChunkInput
+from fanout.tasks import TaskDef
+
+BATCH = 1024
+SPOOL_MEMORY = 4 * 1024 * 1024
+MAX_LISTED_ERRORS = 50
+
+
+class Intake:
+    """The validated items of one submission, spooled. Use as a context manager: closing it
+    drops the spool."""
+
+    def __init__(self, task: TaskDef, max_items: int, spool_memory: int = SPOOL_MEMORY) -> None:
+        self.task = task
+        self.max_items = max_items
+        self.spool_memory = spool_memory
+        self.total = 0
+        self.errors: list[dict[str, object]] = []
+        # Closed by close(): the spool outlives this call, as long as the submission.
+        self._spool = tempfile.SpooledTemporaryFile(max_size=spool_memory)  # noqa: SIM115
+        self._blocks: list[int] = []  # each batch's encoded length, in order
+
+    def __enter__(self) -> Intake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._spool.close()
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the spool outgrew its memory and moved to a temporary file."""
+        return sum(self._blocks) > self.spool_memory  # when SpooledTemporaryFile rolls over
+
+    def take(self, items: Iterable[Any]) -> None:
+        """Validate and spool every item. Raises InvalidJob naming the bad item indices (at
+        most MAX_LISTED_ERRORS: reading stops there), or at the first item past `max_items`."""
+        source = iter(items)
+        while batch := list(itertools.islice(source, BATCH)):
+            if self.total + len(batch) > self.max_items:
+                raise InvalidJob(
+                    "Too many items",
+                    [{"field": "items", "message": f"at most {self.max_items} items"}],
+                )
+            self._add(batch)
+            if len(self.errors) >= MAX_LISTED_ERRORS:
+                break
+        if self.errors:
+            raise InvalidJob("Items do not match the task's input type", self.errors)
+
+    def _add(self, batch: list[Any]) -> None:
+        adapter = self.task.items_adapter
+        try:
+            valid = adapter.validate_python(batch)
+        except ValidationError as error:
+            room = MAX_LISTED_ERRORS - len(self.errors)
+            self.errors += item_errors(error, self.total)[:room]
+        else:
+            if not self.errors:  # once one item is bad, the rest are only checked
+                encoded = adapter.dump_json(valid)
+                self._spool.write(encoded)
+                self._blocks.append(len(encoded))
+        self.total += len(batch)
+
+    def digest(self) -> str:
+        """SHA-256 of the validated items as the task's JSON: the same items, however they
+        were spelled or sent, have the same digest."""
+        hashed = hashlib.sha256()
+        self._spool.seek(0)
+        for length in self._blocks:
+            hashed.update(self._spool.read(length))
+        return hashed.hexdigest()
+
+    def chunks(self, size: int, max_bytes: int) -> Iterator[ChunkInput]:
+        """The items in input order, `size` a chunk, a chunk over `max_bytes` halved until it
+        fits or holds one item (Step Functions' ItemBatcher: by count and by bytes)."""
+        self._spool.seek(0)
+        pending: list[Any] = []
+        start = 0
+        for length in self._blocks:
+            pending += from_json(self._spool.read(length))
+            taken = 0
+            while len(pending) - taken >= size:
+                yield from _by_bytes(start, pending[taken : taken + size], max_bytes)
+                taken += size
+                start += size
+            del pending[:taken]  # once a batch: a chunk of one item must not cost a shift each
+        if pending:
+            yield from _by_bytes(start, pending, max_bytes)
+
+
+def _by_bytes(start: int, items: list[Any], max_bytes: int) -> Iterator[ChunkInput]:
+    encoded = to_json(items)
+    if len(encoded) <= max_bytes or len(items) == 1:
+        yield ChunkInput(start, start + len(items), encoded)
+        return
+    middle = len(items) // 2
+    yield from _by_bytes(start, items[:middle], max_bytes)
+    yield from _by_bytes(start + middle, items[middle:], max_bytes)
+
+
+def item_errors(error: ValidationError, offset: int = 0) -> list[dict[str, object]]:
+    """Pydantic's errors over a batch as `{"index", "field", "message"}`, indices counted from
+    the batch's first item at `offset`."""
+    listed: list[dict[str, object]] = []
+    for detail in error.errors(include_url=False)[:MAX_LISTED_ERRORS]:
+        loc = list(detail["loc"])
+        if loc and isinstance(loc[0], int):
+            loc[0] += offset
+        listed.append(
+            {
+                "index": loc[0] if loc else None,
+                "field": "items"
+                + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc),
+                "message": detail["msg"],
+            }
+        )
+    return listed
