@@ -11,8 +11,6 @@ import logging
 import sys
 from typing import Any
 
-from pythonjsonlogger.json import JsonFormatter
-
 from fanout.models import Job
 from fanout.settings import LogFormat, Settings
 
@@ -36,9 +34,15 @@ class AccessFields(logging.Filter):
 
 def formatter(log_format: LogFormat) -> logging.Formatter:
     if log_format == "json":
+        # Only the server's processes need these.
+        from pythonjsonlogger.core import RESERVED_ATTRS
+        from pythonjsonlogger.json import JsonFormatter
+
         return JsonFormatter(
             "{levelname}{name}{message}",
             style="{",
+            # uvicorn's copy of its message with terminal colours in it.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
             rename_fields={"levelname": "level", "name": "logger"},
             timestamp="time",
         )

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic_core import from_json, to_json
 
-from fanout import chunking, readers, results, runner, tasks, webhooks
+from fanout import chunking, logs, readers, results, runner, tasks, webhooks
 from fanout.errors import InputUnavailable, InvalidJob, JobFinished, JobNotFound
 from fanout.intake import Intake
 from fanout.models import (
@@ -211,6 +211,7 @@ class Fanout:
             self.finalize(new.id)
         job = self.backend.jobs.get_job(new.id)
         assert job is not None
+        logs.job_submitted(job)
         return job, secret if request.webhook_secret is None else None
 
     def _checked(self, request: JobRequest) -> tasks.TaskDef:
@@ -472,7 +473,8 @@ class Fanout:
             else None
         )
         value = None
-        if job.options.reduce is not None:
+        # A failed job has no result: its reducer would see a partial list (issue 10.4).
+        if status is JobStatus.SUCCEEDED and job.options.reduce is not None:
             try:
                 value = self._reduce(job)
             except Exception as failure:
@@ -542,6 +544,8 @@ class Fanout:
             }
             event = dataclasses.replace(event, payload=to_json(payload))
         claimed = self.backend.jobs.claim_completion(job.id, status, now, value, error, event)
+        if claimed:
+            logs.job_finished(dataclasses.replace(job, status=status, finished_at=now, running=0))
         if claimed and event is not None:
             self._announce(event)
         return claimed
