@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio.from_thread
+import msgspec
 from fastapi import Request
 from pydantic import ValidationError
 from pydantic_core import from_json
@@ -82,7 +83,7 @@ def streamed_format(request: Request) -> readers.Format | None:
     return readers.MEDIA_TYPES.get(media)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytearray:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise Problem(413, f"The body is over the limit of {limit} bytes.")
@@ -91,16 +92,36 @@ async def read_body(request: Request, limit: int) -> bytes:
         body += part
         if len(body) > limit:
             raise Problem(413, f"The body is over the limit of {limit} bytes.")
-    return bytes(body)
+    return body
 
 
-def parse(body: bytes) -> JobCreate:
+def parse(body: bytes | bytearray) -> JobRequest:
+    """A JSON job object as the service's request. Its fields but the items are validated as
+    a `JobCreate` (errors name them as usual); the items stay raw bytes of the body, read one
+    at a time as the job is taken in, so a million items are never a million Python objects
+    at once (msgspec finds the array's bytes and checks the JSON; ijson reads the items)."""
     try:
-        return JobCreate.model_validate_json(body)
+        fields = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    except (msgspec.DecodeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        errors = [{"field": "body", "message": f"Invalid JSON: {reason}"}]
+        raise Problem(422, "The job is not valid", errors=errors) from error
+    raw = fields.pop("items", None)
+    array = raw is not None and bytes(memoryview(raw)[:1]) == b"["
+    values = {name: from_json(bytes(memoryview(value))) for name, value in fields.items()}
+    if raw is not None:
+        values["items"] = (
+            [] if array else from_json(bytes(memoryview(raw)))
+        )  # not a list: its error
+    try:
+        request = JobCreate.model_validate(values).to_request()
     except ValidationError as error:
-        raise Problem(
-            422, "The job is not valid", errors=validation_errors(error.errors(include_url=False))
-        ) from error
+        errors = validation_errors(error.errors(include_url=False))
+        raise Problem(422, "The job is not valid", errors=errors) from error
+    if not array:
+        return request
+    assert raw is not None
+    return dataclasses.replace(request, items=readers.array_items(memoryview(raw)))
 
 
 def streamed_request(request: Request, format: readers.Format, settings: Settings) -> JobRequest:

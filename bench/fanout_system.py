@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +29,7 @@ from bench.webhook import WebhookReceiver
 STARTUP_SECONDS = 30.0
 SHUTDOWN_SECONDS = 15.0
 POLL_SECONDS = 0.05
+NDJSON_PIECE = 1 << 20
 
 
 def free_port() -> int:
@@ -51,9 +53,14 @@ class FanoutSystem:
 
     name = "fanout"
 
-    def __init__(self, workers: int | None = None, chunk_size: int | None = None) -> None:
+    def __init__(
+        self, workers: int | None = None, chunk_size: int | None = None, body: str = "json"
+    ) -> None:
         self.workers = workers
         self.chunk_size = chunk_size
+        # "json": the job as one JSON object; "ndjson": the items one a line, the rest in the
+        # query, streamed in 1 MiB pieces as a client uploading a file would.
+        self.body = body
         self.process: subprocess.Popen[bytes] | None = None
         self.receiver: WebhookReceiver | None = None
         self.client: httpx.Client | None = None
@@ -113,10 +120,9 @@ class FanoutSystem:
             request["params"] = workload.params
         if self.chunk_size is not None:
             request["chunk_size"] = self.chunk_size
-        body = to_json(request)
-        headers = {"content-type": "application/json"}
+        content, query, headers = self._encoded(request)
         wall, started = time.time(), time.perf_counter()
-        response = self.client.post("/jobs", content=body, headers=headers)
+        response = self.client.post("/jobs", content=content, params=query, headers=headers)
         accepted = time.perf_counter() - started
         if response.status_code != 202:
             raise BenchError(f"POST /jobs answered {response.status_code}: {response.text[:500]}")
@@ -136,6 +142,20 @@ class FanoutSystem:
             "webhook": seconds,
         }
         return Run(items, seconds, items, 0, milestones)
+
+    def _encoded(
+        self, request: dict[str, Any]
+    ) -> tuple[bytes | Iterator[bytes], dict[str, str], dict[str, str]]:
+        """The request as the body, query and headers of the chosen kind (built before the
+        clock starts; an NDJSON body is handed out in pieces as it is sent)."""
+        if self.body == "json":
+            return to_json(request), {}, {"content-type": "application/json"}
+        items = request.pop("items")
+        lines = b"\n".join(to_json(item) for item in items) + b"\n"
+        query = {"task": request.pop("task"), "webhook_url": request.pop("webhook")["url"]}
+        query |= {name: json.dumps(value) for name, value in request.items()}
+        pieces = [lines[i : i + NDJSON_PIECE] for i in range(0, len(lines), NDJSON_PIECE)]
+        return iter(pieces), query, {"content-type": "application/x-ndjson"}
 
     def _verify(
         self, items: int, job: dict[str, Any], headers: dict[str, str], body: bytes

@@ -179,6 +179,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds one run may take (default 300)"
     )
+    parser.add_argument(
+        "--body",
+        choices=("json", "ndjson"),
+        default="json",
+        help="submit the job as one JSON object (default) or its items as a streamed NDJSON body",
+    )
     parser.add_argument("--json", action="store_true", help="write the figures as JSON to stdout")
 
 
@@ -193,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     out = Console(stderr=args.json)
     progress = Console(stderr=True)
     signal.signal(signal.SIGTERM, _interrupt)
-    systems: list[System] = [FanoutSystem(args.workers, args.chunk_size)]
+    systems: list[System] = [FanoutSystem(args.workers, args.chunk_size, args.body)]
     measurements: list[Measurement] = []
     overall: dict[str, int] = {}
     try:
@@ -223,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
             },
             "workers": args.workers,
             "chunk_size": args.chunk_size,
+            "body": args.body,
             "results": [m.as_dict() for m in measurements],
             "session_peak_rss_bytes": overall,
         }

@@ -87,7 +87,7 @@ def _csv_rows(stream: IO[bytes], max_line_bytes: int) -> Iterator[dict[str, str]
         raise Unreadable(rows.line_num, str(error)) from None
 
 
-def _json_array(stream: IO[bytes]) -> Iterator[Any]:
+def _json_array(stream: IO[bytes] | _Buffer) -> Iterator[Any]:
     """The elements of one top-level JSON array, parsed one at a time (ijson's C backend)."""
     first = stream.read(1)
     while first and first in WHITESPACE:
@@ -100,10 +100,30 @@ def _json_array(stream: IO[bytes]) -> Iterator[Any]:
         raise Unreadable(None, f"not a JSON array: {error}") from None
 
 
+def array_items(data: bytes | memoryview) -> Iterator[Any]:
+    """The elements of the JSON array `data` holds (already known to be valid JSON), one at
+    a time."""
+    return _json_array(_Buffer(memoryview(data)))
+
+
+class _Buffer:
+    """A buffer read from its start without copying it whole."""
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+        self.at = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.data) if size < 0 else self.at + size
+        piece = bytes(self.data[self.at : end])
+        self.at += len(piece)
+        return piece
+
+
 class _Prepended:
     """`stream` with `head` put back in front of it (what a peek took off)."""
 
-    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+    def __init__(self, head: bytes, stream: IO[bytes] | _Buffer) -> None:
         self.head = head
         self.stream = stream
 

@@ -23,7 +23,7 @@ from pydantic_core import from_json, to_json
 
 from fanout import chunking, logs, readers, results, runner, tasks, webhooks
 from fanout.errors import InputUnavailable, InvalidJob, JobFinished, JobNotFound
-from fanout.intake import Intake
+from fanout.intake import BATCH, Intake
 from fanout.models import (
     ChunkRef,
     ChunkResult,
@@ -301,7 +301,9 @@ class Fanout:
             max_items=self.settings.max_chunk_items,
             max_seconds=self.settings.max_chunk_seconds,
         )
-        return chunking.chunk_size(total, self._seconds_per_item(task.name), workers, sizing)
+        size = chunking.chunk_size(total, self._seconds_per_item(task.name), workers, sizing)
+        # Whole intake batches are cut without re-encoding their items (Intake.chunks).
+        return size if size < BATCH else size - size % BATCH
 
     def _seconds_per_item(self, task: str) -> float | None:
         """The task's measured time per item, read from the store at most every STATS_TTL

@@ -226,3 +226,18 @@ def test_a_large_intake_spills_to_disk_and_reads_back_whole() -> None:
 
 
 tasks.load([])  # the built-in `echo`
+
+
+def test_chunks_of_whole_batches_are_joined_with_the_same_items_and_limits() -> None:
+    with take("test_intake_int", iter(range(5 * BATCH + 7))) as intake:
+        joined = list(intake.chunks(2 * BATCH, 1 << 20))
+        halved = list(intake.chunks(2 * BATCH, 8 * BATCH))
+
+    assert [(c.start, c.end) for c in joined] == [
+        (0, 2 * BATCH),
+        (2 * BATCH, 4 * BATCH),
+        (4 * BATCH, 5 * BATCH + 7),
+    ]
+    assert [i for c in joined for i in from_json(c.items_json)] == list(range(5 * BATCH + 7))
+    assert all(len(c.items_json) <= 8 * BATCH for c in halved)
+    assert [i for c in halved for i in from_json(c.items_json)] == list(range(5 * BATCH + 7))

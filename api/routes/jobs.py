@@ -96,7 +96,7 @@ async def create_job(
         job_request = bodies.streamed_request(request, streamed, service.settings)
     else:
         body = await bodies.read_body(request, service.settings.max_body_bytes)
-        job_request = bodies.parse(body).to_request()
+        job_request = bodies.parse(body)
     try:
         if idempotency_key is None:
             content, location = await run_in_threadpool(_submit, service, tenant, job_request)
