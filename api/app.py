@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import Response
+from pydantic_core import to_json
 
 from fanout import __version__
 from fanout.api import problems
@@ -54,6 +57,24 @@ def create_app(
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "Not ready"}})
+    def readyz() -> Response:
+        """Readiness: the store takes a write now. 200 with the backlog, or 503 problem+json
+        (with the reason) while it cannot write: a full disk, a failing database."""
+        service: Fanout = app.state.service
+        try:
+            backlog = service.ready()
+        except Exception as error:
+            raise problems.Problem(
+                503,
+                f"The store cannot write: {error}",
+                title="Not ready",
+                headers={"retry-after": str(settings.unavailable_retry_after)},
+            ) from error
+        body = {"status": "ready", "backlog": dataclasses.asdict(backlog)}
+        return Response(to_json(body), media_type="application/json")
 
     return app

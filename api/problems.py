@@ -18,9 +18,12 @@ from fanout.errors import (
     InvalidJob,
     JobFinished,
     JobNotFound,
+    StoreUnavailable,
 )
+from fanout.jobspec import field_errors
 
 MEDIA_TYPE = "application/problem+json"
+validation_errors = field_errors  # the routes' name for it
 log = logging.getLogger("fanout.api")
 
 
@@ -55,16 +58,6 @@ def problem_response(request: Request, problem: Problem) -> Response:
     return Response(to_json(body), problem.status, problem.headers, media_type=MEDIA_TYPE)
 
 
-def validation_errors(errors: Any) -> list[dict[str, Any]]:
-    """Pydantic's errors as `{"field", "message"}`, the field written as a path (`items[3]`)."""
-    listed = []
-    for error in list(errors)[:50]:
-        loc = [part for part in error["loc"] if part != "body"]
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        listed.append({"field": path or "body", "message": error["msg"]})
-    return listed
-
-
 def install(app: FastAPI) -> None:
     def handle(status: int, title: str | None = None) -> Any:
         async def handler(request: Request, error: Exception) -> Response:
@@ -96,7 +89,20 @@ def install(app: FastAPI) -> None:
         problem = Problem(500, "An unexpected error occurred; it has been logged.")
         return problem_response(request, problem)
 
+    async def on_unavailable(request: Request, error: Exception) -> Response:
+        log.warning("%s %s: %s", request.method, request.url.path, error)
+        service = getattr(request.app.state, "service", None)
+        wait = service.settings.unavailable_retry_after if service is not None else 5
+        problem = Problem(
+            503,
+            "The store cannot write now (is its disk full?); nothing was stored. Try again.",
+            title="Store unavailable",
+            headers={"retry-after": str(wait)},
+        )
+        return problem_response(request, problem)
+
     app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(StoreUnavailable, on_unavailable)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(InvalidJob, on_invalid_job)
     app.add_exception_handler(RequestValidationError, on_validation)

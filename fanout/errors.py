@@ -22,6 +22,10 @@ class InvalidJob(FanoutError):
         self.errors = errors
 
 
+class JobExists(FanoutError):
+    """A job with this id was stored already (an idempotent submit finds it done)."""
+
+
 class IdempotencyConflict(FanoutError):
     """A request with the same key is still being processed."""
 
@@ -67,3 +71,8 @@ class BackendError(FanoutError):
 class TaskModuleError(FanoutError):
     """A module listed in FANOUT_TASKS could not be imported; the message says which, where it
     was looked for, and why, in one line."""
+
+
+class StoreUnavailable(BackendError):
+    """The store cannot write now (a full disk, a read-only or failing database): nothing was
+    written, and the same call may succeed later."""

@@ -203,3 +203,21 @@ class Notice:
     event_id: EventId
     job_id: JobId
     receipt: str = ""
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Work waiting: chunks not yet started (released or still held back by their window) and
+    webhook events not yet delivered. For backpressure, readiness and metrics."""
+
+    unstarted_chunks: int
+    undelivered_webhooks: int
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """What claiming an idempotency key gave: the id of the one job the key stands for and,
+    once a request with it has finished, that request's stored response."""
+
+    job_id: JobId
+    response: bytes | None = None

@@ -1,7 +1,13 @@
-"""The narrow interfaces the core needs from a backend.
+"""The narrow interfaces the core needs from a backend: a new backend implements each of these
+(and `fanout.wiring` builds them into a `fanout.service.Backend`), and nothing else.
 
 Every operation is atomic and safe to repeat. Adapters translate their vendor's errors into
-`fanout.errors`; no transaction handle appears in a signature.
+`fanout.errors`: `StoreUnavailable` when the store cannot write now (a full disk), `BackendError`
+for any other failure of the vendor's service. No transaction handle appears in a signature.
+
+Crash safety: a store that keeps the chunk queue in its own transactions (SQLite) enqueues what
+it releases in the same step (`Backend.store_enqueues`); any other store returns the released
+chunks for the caller to send, and `release_window` re-sends what a crash between the two lost.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from fanout.models import (
     Job,
     JobId,
     JobStatus,
+    KeyClaim,
     NewJob,
     Notice,
     Page,
@@ -32,7 +39,8 @@ from fanout.models import (
 class JobStore(Protocol):
     def create_job(self, job: NewJob, chunks: Sequence[ChunkInput]) -> list[ChunkRef]:
         """Store the job and all chunk inputs at once (all or nothing); mark the first
-        `max_concurrency` chunks released and return them for sending."""
+        `max_concurrency` chunks released and return them for sending. Raises JobExists if a
+        job with this id was stored before (then nothing is written)."""
         ...
 
     def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:
@@ -45,6 +53,17 @@ class JobStore(Protocol):
 
     def set_max_concurrency(self, job_id: JobId, max_concurrency: int) -> list[ChunkRef]:
         """Change the window of a non-terminal job; return chunks the wider window releases."""
+        ...
+
+    def unstarted_chunks(self) -> int:
+        """Chunks of active jobs not yet started (held back by their window, or released and
+        waiting): an indexed count or a counter, never a scan, and approximate where exact
+        would cost more (say so)."""
+        ...
+
+    def probe(self, now: float) -> None:
+        """Write a small record and read it back: raises StoreUnavailable if the store cannot
+        write now (for readiness checks)."""
         ...
 
     def result_blocks(self, job_id: JobId, start: int) -> Iterator[tuple[int, bytes]]:
@@ -74,9 +93,12 @@ class ChunkStore(Protocol):
         is done, split, or its job is terminal (the message is then just deleted)."""
         ...
 
-    def record_chunk_result(self, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
+    def record_chunk_result(
+        self, chunk: ChunkRef, result: ChunkResult, receipt: str | None = None
+    ) -> RecordOutcome:
         """Store the result, only on the first record of a live chunk (`counted` says whether
-        this call was it). Safe to repeat.
+        this call was it). Safe to repeat. A store whose queue shares its transactions also
+        deletes the message `receipt` names in the same step.
 
         A backend without a `FanIn` also moves the job's counters and releases the next chunks
         of the window here, in the same atomic step. A backend with one leaves that to it:
@@ -89,8 +111,9 @@ class ChunkStore(Protocol):
         ...
 
     def release_window(self, job_id: JobId) -> list[ChunkRef]:
-        """Re-release what a crash may have left unreleased: every chunk that should be in the
-        queue. Sending a chunk twice is harmless; never sending it is a bug."""
+        """Re-release what a crash may have left unreleased: every released chunk not yet started
+        (whose message may have been lost between the store and the queue), and what the window
+        has room for. Sending a chunk twice is harmless; never sending it is a bug."""
         ...
 
 
@@ -122,12 +145,26 @@ class ChangeFeed(Protocol):
 
 class Reconcilable(Protocol):
     def jobs_to_reconcile(self, now: float, stale_after: float) -> list[Job]:
-        """Non-terminal jobs that are complete, past their deadline, or idle for `stale_after`."""
+        """Non-terminal jobs that are complete, past their deadline, or idle for `stale_after`
+        (the candidates; `Fanout.reconcile` decides what each needs)."""
         ...
 
 
 class Outbox(Protocol):
-    def due_events(self, now: float, limit: int) -> list[WebhookEvent]: ...
+    def due_events(self, now: float, limit: int) -> list[WebhookEvent]:
+        """Pending events whose next attempt is at or before `now`, soonest first."""
+        ...
+
+    def claim_attempt(self, event: WebhookEvent, now: float, lease_until: float) -> bool:
+        """Take the next attempt of `event` as read (same attempt count, still pending, due at
+        `now`): it is not due again before `lease_until` unless recorded. True for the one
+        deliverer that claimed it, so no attempt goes out twice; a claim whose deliverer died
+        expires with its lease."""
+        ...
+
+    def undelivered(self) -> int:
+        """How many events are pending (an indexed count)."""
+        ...
 
     def record_attempt(
         self,
@@ -143,16 +180,24 @@ class Outbox(Protocol):
 
 
 class IdempotencyStore(Protocol):
-    def begin(self, tenant: TenantId, key: str, fingerprint: str, now: float) -> bytes | None:
-        """Claim the key. Returns the stored response for a finished identical request, None when
-        the caller now owns the key. Raises IdempotencyConflict while another request holds it,
-        IdempotencyMismatch when the key was used with a different body."""
+    """Idempotency keys, each bound at its first claim to the id of the one job it creates: a
+    request that dies holding a key leaves that id behind, and whoever takes the key over
+    creates (at most once, `JobExists`) the same job."""
+
+    def claim(
+        self, tenant: TenantId, key: str, fingerprint: str, job_id: JobId, now: float, lease: float
+    ) -> KeyClaim:
+        """Claim the key for a request with this body fingerprint. A new (or day-old) key is
+        bound to `job_id`; a finished one returns its job id and stored response; one claimed
+        less than `lease` seconds ago raises IdempotencyConflict, an older claim is taken over
+        (its holder is presumed dead) and returns its job id. A different fingerprint raises
+        IdempotencyMismatch."""
         ...
 
     def finish(self, tenant: TenantId, key: str, response: bytes) -> None: ...
 
     def abandon(self, tenant: TenantId, key: str) -> None:
-        """Release a key whose request failed, so the client may retry with it."""
+        """Release an unfinished key whose request stored nothing, so a retry may use it."""
         ...
 
 
@@ -161,16 +206,42 @@ class ChunkQueue(Protocol):
 
     def send(self, chunks: Sequence[ChunkRef]) -> None: ...
 
-    def receive(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
+    def receive(
+        self, max_messages: int, visibility_timeout: float, owner: str = ""
+    ) -> list[Delivery]:
         """Deliveries whose receive count is at most the queue's limit; messages received
-        more often than that move to the dead letters instead."""
+        more often than that move to the dead letters instead. `owner` names the consumer
+        (see `Leases`)."""
         ...
 
     def delete(self, receipt: str) -> None: ...
 
     def extend(self, receipt: str, visibility_timeout: float) -> None: ...
 
-    def receive_dead(self, max_messages: int, visibility_timeout: float) -> list[Delivery]: ...
+    def release(self, receipt: str) -> None:
+        """Hand a received message back unprocessed: visible again at once."""
+        ...
+
+    def receive_dead(
+        self, max_messages: int, visibility_timeout: float, owner: str = ""
+    ) -> list[Delivery]: ...
+
+
+class Leases(Protocol):
+    """Who holds received messages, where the queue can tell (SQLite: each message records its
+    consumer). A consumer that dies holding messages would hide them for their whole visibility
+    timeout; a queue that knows its consumers hands them back as soon as one is known dead. A
+    queue that cannot (SQS) implements both as no-ops: the visibility timeout is its lease."""
+
+    def heartbeat(self, owner: str, now: float) -> None:
+        """Record that the consumer `owner` (a token unique to one process's life) is alive."""
+        ...
+
+    def reclaim(self, owner: str | None, now: float, dead_after: float) -> int:
+        """Make visible at once the messages held by `owner` (known dead), or with None by every
+        consumer not heard from for `dead_after` seconds. Receive counts stand, so a chunk that
+        kills its consumers still reaches the dead letters. Returns how many."""
+        ...
 
 
 class NotificationQueue(Protocol):

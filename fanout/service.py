@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -22,9 +22,11 @@ from urllib.parse import urlsplit
 from pydantic_core import from_json, to_json
 
 from fanout import chunking, logs, readers, results, runner, tasks, webhooks
-from fanout.errors import InputUnavailable, InvalidJob, JobFinished, JobNotFound
+from fanout.crashpoints import crash_point
+from fanout.errors import InputUnavailable, InvalidJob, JobExists, JobFinished, JobNotFound
 from fanout.intake import BATCH, Intake
 from fanout.models import (
+    Backlog,
     ChunkRef,
     ChunkResult,
     Counted,
@@ -51,6 +53,7 @@ from fanout.ports import (
     IdempotencyStore,
     InputFiles,
     JobStore,
+    Leases,
     NotificationQueue,
     Outbox,
     Reconcilable,
@@ -64,6 +67,7 @@ MAX_LISTED_ERRORS = 50
 # those whose notice was lost, or whose retry was further off than the queue can delay it.
 NOTICE_GRACE = 60.0
 MAX_NOTICE_DELAY = 900.0  # SQS delays a message by at most 15 minutes
+BACKLOG_TTL = 1.0  # seconds a backlog count is reused: it is asked on every POST
 log = logging.getLogger("fanout.service")
 
 
@@ -77,15 +81,22 @@ class TaskNotFound(Exception):
 
 @dataclass(frozen=True)
 class Backend:
-    """The adapters one deployment wires together. `fan_in` and `changes` exist only where
-    recording a chunk result does not count it (AWS: the DynamoDB stream does)."""
+    """The adapters one deployment wires together (each port's contract: `fanout.ports`).
+    `fan_in` and `changes` exist only where recording a chunk result does not count it (AWS:
+    the DynamoDB stream does)."""
 
     jobs: JobStore
     chunks: ChunkStore
     queue: ChunkQueue
+    leases: Leases
     outbox: Outbox
     idempotency: IdempotencyStore
     reconcilable: Reconcilable
+    # Where the data lives, as an operator would name it (a file, a table).
+    where: str
+    # The store puts what it releases into the queue in the same transaction, and deletes the
+    # message of a recorded chunk with its record (SQLite: one file): nothing to send after it.
+    store_enqueues: bool = False
     fan_in: FanIn | None = None
     changes: ChangeFeed | None = None
     # AWS: a notice per completion event triggers the notifier; elsewhere it polls the outbox.
@@ -157,22 +168,85 @@ def new_job_id() -> JobId:
     return JobId(f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}")
 
 
+# Renders the response an idempotent submit stores and replays: from the job, and the webhook
+# secret generated for it (None if the client gave one).
+Render = Callable[[Job, "str | None"], bytes]
+
+
 class Fanout:
     def __init__(self, backend: Backend, settings: Settings) -> None:
         self.backend = backend
         self.settings = settings
         self._times = chunking.TaskTimes(backend.stats) if backend.stats is not None else None
         self._measured: dict[str, tuple[float, float | None]] = {}
+        self._backlog: tuple[float, Backlog] | None = None
+
+    @property
+    def where(self) -> str:
+        return self.backend.where
+
+    @property
+    def counts_by_stream(self) -> bool:
+        """Results are counted by a change-feed poller (`aggregate_changes`), not as recorded."""
+        return self.backend.changes is not None
+
+    @property
+    def announces_events(self) -> bool:
+        """Completion events are announced on a notification queue (`receive_notices`)."""
+        return self.backend.notifications is not None
 
     # -- submit -------------------------------------------------------------------------------
 
-    def submit(self, tenant: TenantId, request: JobRequest) -> tuple[Job, str | None]:
+    def submit_once(self, tenant: TenantId, request: JobRequest, key: str, render: Render) -> bytes:
+        """Submit under an idempotency key: the first request with the key creates the job and
+        stores `render`'s response; a repeat with the same job (`Submission.fingerprint`) gets
+        that response back.
+        The key is bound to its job's id when first claimed, so a request that died holding it
+        is taken over after `idempotency_lease` seconds and creates that same job at most once.
+        Raises IdempotencyConflict while another live request holds the key, IdempotencyMismatch
+        for another job, InvalidJob (before the key is claimed) for an invalid one."""
+        with self.take_in(request) as submission:
+            keys = self.backend.idempotency
+            lease, now = self.settings.idempotency_lease, time.time()
+            claim = keys.claim(tenant, key, submission.fingerprint(), new_job_id(), now, lease)
+            if claim.response is not None:
+                return claim.response
+            try:
+                job, secret = self.store(tenant, submission, claim.job_id)
+            except JobExists:
+                job, secret = self._existing(claim.job_id, request)
+            except Exception:
+                if self.backend.jobs.get_job(claim.job_id) is None:
+                    self._abandon(tenant, key)  # nothing stored: the client may retry at once
+                raise
+        crash_point("submit.keyed")
+        response = render(job, secret)
+        keys.finish(tenant, key, response)
+        return response
+
+    def _existing(self, job_id: JobId, request: JobRequest) -> tuple[Job, str | None]:
+        """A job an earlier holder of the key created, with the secret generated for it."""
+        job = self.backend.jobs.get_job(job_id)
+        assert job is not None, "JobExists is raised only for a stored job"
+        generated = request.webhook_url is not None and request.webhook_secret is None
+        return job, self.backend.jobs.webhook_secret(job_id) if generated else None
+
+    def _abandon(self, tenant: TenantId, key: str) -> None:
+        try:
+            self.backend.idempotency.abandon(tenant, key)
+        except Exception:
+            log.exception("could not release idempotency key %r; it expires with its lease", key)
+
+    def submit(
+        self, tenant: TenantId, request: JobRequest, job_id: JobId | None = None
+    ) -> tuple[Job, str | None]:
         """Validate, chunk and durably store a job, then release its first window. Returns the
         job and the webhook secret if one was generated (shown to the client only this once).
-        Raises InvalidJob naming the fields, item indices or lines at fault; nothing is
-        stored then, even when the items were a stream rejected part-way."""
+        Raises InvalidJob naming the fields, item indices or lines at fault (nothing is
+        stored then, even when the items were a stream rejected part-way), JobExists if
+        `job_id` is taken, StoreUnavailable if the store cannot write now."""
         with self.take_in(request) as submission:
-            return self.store(tenant, submission)
+            return self.store(tenant, submission, job_id)
 
     def take_in(self, request: JobRequest) -> Submission:
         """The first half of `submit`: check the request, then read, validate and spool every
@@ -181,16 +255,18 @@ class Fanout:
         task = self._checked(request)
         return Submission(request, task, self._take_in(task, request))
 
-    def store(self, tenant: TenantId, submission: Submission) -> tuple[Job, str | None]:
-        """The second half of `submit`: chunk a taken-in job, store it durably and release
-        its first window."""
+    def store(
+        self, tenant: TenantId, submission: Submission, job_id: JobId | None = None
+    ) -> tuple[Job, str | None]:
+        """The second half of `submit`: chunk a taken-in job, store it durably (with the id
+        `job_id`, if given) and release its first window."""
         request, intake = submission.request, submission.intake
         options = self._options(request)
         size = request.chunk_size or self._chunk_size(submission.task, intake.total, options)
         chunks = list(intake.chunks(size, self.settings.max_chunk_bytes))
         secret = request.webhook_secret or (webhooks.new_secret() if request.webhook_url else None)
         new = NewJob(
-            id=new_job_id(),
+            id=job_id or new_job_id(),
             tenant=tenant,
             task=submission.task.name,
             params=request.params,
@@ -202,10 +278,11 @@ class Fanout:
             created_at=time.time(),
         )
         released = self.backend.jobs.create_job(new, chunks)
+        crash_point("submit.stored")
         try:
-            self.backend.queue.send(released)
+            self._send(released)
         except Exception:
-            # The job is stored, so it is accepted; the reconciler releases its window later.
+            # The job is stored, so it is accepted; the reconciler sends its window again.
             log.exception("job %s stored, but sending its first chunks failed", new.id)
         if new.total == 0:
             self.finalize(new.id)
@@ -378,8 +455,61 @@ class Fanout:
         job = self.get(tenant, job_id)
         if job.status.terminal:
             raise JobFinished(job_id)
-        self.backend.queue.send(self.backend.jobs.set_max_concurrency(job_id, value))
+        self._send(self.backend.jobs.set_max_concurrency(job_id, value))
         return self.get(tenant, job_id)
+
+    def backlog(self) -> Backlog:
+        """Chunks not yet started and webhooks not yet delivered, counted at most once a second
+        (cheap enough to ask on every request)."""
+        now = time.monotonic()
+        if self._backlog is None or self._backlog[0] < now - BACKLOG_TTL:
+            counted = Backlog(
+                self.backend.jobs.unstarted_chunks(), self.backend.outbox.undelivered()
+            )
+            self._backlog = (now, counted)
+        return self._backlog[1]
+
+    def ready(self) -> Backlog:
+        """Write to the store and read it back (raises StoreUnavailable when it cannot write),
+        then the backlog, counted afresh."""
+        self.backend.jobs.probe(time.time())
+        self._backlog = None
+        return self.backlog()
+
+    # -- the queue, for the workers -----------------------------------------------------------
+
+    def receive(self, owner: str, max_messages: int = 1) -> Sequence[Delivery]:
+        """Chunks to run, hidden from other workers for the visibility timeout."""
+        timeout = self.settings.visibility_timeout
+        return self.backend.queue.receive(max_messages, timeout, owner)
+
+    def receive_dead_letters(self, owner: str, max_messages: int = 1) -> Sequence[Delivery]:
+        timeout = self.settings.visibility_timeout
+        return self.backend.queue.receive_dead(max_messages, timeout, owner)
+
+    def extend(self, delivery: Delivery) -> None:
+        """Keep a running chunk hidden for another visibility timeout (a worker's heartbeat)."""
+        self.backend.queue.extend(delivery.receipt, self.settings.visibility_timeout)
+
+    def hand_back(self, delivery: Delivery) -> None:
+        """Make a delivery visible again at once: its worker could not finish it (the store
+        failed) and will not try again."""
+        self.backend.queue.release(delivery.receipt)
+
+    def heartbeat(self, owner: str) -> None:
+        """Say that the worker `owner` is alive, so the messages it holds stay its own."""
+        self.backend.leases.heartbeat(owner, time.time())
+
+    def reclaim(self, owner: str | None = None) -> int:
+        """Hand back at once what the dead worker `owner` held, or with None what every worker
+        silent for `owner_dead_after` seconds held (a restart after a crash, a killed
+        `fanout worker`). A no-op where the queue's visibility timeout is the only lease."""
+        return self.backend.leases.reclaim(owner, time.time(), self.settings.owner_dead_after)
+
+    def _send(self, chunks: Sequence[ChunkRef]) -> None:
+        """Send released chunks, unless the store already queued them in its own transaction."""
+        if chunks and not self.backend.store_enqueues:
+            self.backend.queue.send(chunks)
 
     # -- run ----------------------------------------------------------------------------------
 
@@ -406,7 +536,8 @@ class Fanout:
                 result = runner.run_chunk(task, chunk.start, items, job.params, policy)
                 if self._times is not None:
                     self._times.observe(task.name, time.perf_counter() - started, chunk.size)
-            self._record(chunk, result)
+            self._record(delivery, result)
+            return
         self.backend.queue.delete(delivery.receipt)
 
     def process_dead_letter(self, delivery: Delivery) -> None:
@@ -415,20 +546,25 @@ class Fanout:
         only."""
         chunk = delivery.chunk
         if chunk.size > 1:
-            self.backend.queue.send(self.backend.chunks.split_chunk(chunk))
-        else:
-            lost = WorkerLost(
-                f"the worker died or hung on each of {self.settings.max_receive_count} deliveries"
-            )
-            self._record(
-                chunk,
-                runner.failed_chunk(chunk.start, chunk.end, lost, self.settings.max_receive_count),
-            )
-        self.backend.queue.delete(delivery.receipt)
+            self._send(self.backend.chunks.split_chunk(chunk))
+            self.backend.queue.delete(delivery.receipt)
+            return
+        lost = WorkerLost(
+            f"the worker died or hung on each of {self.settings.max_receive_count} deliveries"
+        )
+        count = self.settings.max_receive_count
+        self._record(delivery, runner.failed_chunk(chunk.start, chunk.end, lost, count))
 
-    def _record(self, chunk: ChunkRef, result: ChunkResult) -> None:
-        outcome = self.backend.chunks.record_chunk_result(chunk, result)
-        self.backend.queue.send(outcome.released)
+    def _record(self, delivery: Delivery, result: ChunkResult) -> None:
+        """Record, send what that released, acknowledge the message, finalize if complete. A
+        crash between any two steps leaves the message to come back, or the job to the
+        reconciler: every step is safe to repeat."""
+        chunk = delivery.chunk
+        outcome = self.backend.chunks.record_chunk_result(chunk, result, delivery.receipt)
+        crash_point("record.stored")
+        self._send(outcome.released)
+        if not self.backend.store_enqueues:
+            self.backend.queue.delete(delivery.receipt)
         if outcome.complete:
             self.finalize(chunk.job_id)
 
@@ -440,8 +576,9 @@ class Fanout:
         if self.backend.fan_in is None:
             return []  # this backend counts results as it records them
         counted = self.backend.fan_in.count(records)
+        crash_point("aggregate.counted")
         for each in counted:
-            self.backend.queue.send(each.outcome.released)
+            self._send(each.outcome.released)
         for each in counted:
             if each.outcome.complete:
                 self.finalize(each.chunk.job_id)
@@ -516,6 +653,7 @@ class Fanout:
         if self.backend.outputs is not None:
             ended = dataclasses.replace(job, status=status)
             output = self.backend.outputs.write(job.id, self.result_lines(ended, 0, None))
+        crash_point("finalize.output")
         now = time.time()
         event = None
         if job.webhook_url is not None:
@@ -548,6 +686,7 @@ class Fanout:
         claimed = self.backend.jobs.claim_completion(job.id, status, now, value, error, event)
         if claimed:
             logs.job_finished(dataclasses.replace(job, status=status, finished_at=now, running=0))
+        crash_point("finalize.claimed")
         if claimed and event is not None:
             self._announce(event)
         return claimed
@@ -566,28 +705,55 @@ class Fanout:
         assert secret is not None, "a job with a webhook URL always has its secret"
         return secret
 
-    # -- reconcile and notify -----------------------------------------------------------------
+    # -- reconcile ----------------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        """Finish what crashes left: finalize complete jobs, fail jobs past their deadline,
-        re-release the window of idle jobs."""
+        """The one triage of what crashes left. Of each active job the store names (complete,
+        past its deadline, or idle for `stale_after`): finalize it if complete, fail it if past
+        its deadline, else send again what its window released that never started (a message
+        lost between the store and the queue) and release what the window has room for."""
         now = time.time()
         for job in self.backend.reconcilable.jobs_to_reconcile(now, self.settings.stale_after):
             if job.succeeded + job.failed == job.total:
                 self.finalize(job.id)
             elif job.options.timeout_seconds and now > job.created_at + job.options.timeout_seconds:
-                self._complete(
-                    job,
-                    JobStatus.FAILED,
-                    None,
-                    f"timed out after {job.options.timeout_seconds} s",
-                )
+                error = f"timed out after {job.options.timeout_seconds} s"
+                self._complete(job, JobStatus.FAILED, None, error)
             else:
-                self.backend.queue.send(self.backend.chunks.release_window(job.id))
+                self._send(self.backend.chunks.release_window(job.id))
+
+    # -- notify -------------------------------------------------------------------------------
+
+    def due_events(self, limit: int = 32) -> Sequence[WebhookEvent]:
+        """Completion events to deliver now, each claimed for this caller: no other deliverer
+        (another thread, process or server) sends the same attempt unless this one dies and
+        its claim expires. Where notices announce each event, only those overdue by
+        NOTICE_GRACE (a notice lost, or a retry further off than the queue can delay it)."""
+        now = time.time()
+        grace = 0.0 if self.backend.notifications is None else NOTICE_GRACE
+        return [e for e in self.backend.outbox.due_events(now - grace, limit) if self._claim(e)]
+
+    def _claim(self, event: WebhookEvent) -> bool:
+        # Long enough for one attempt: the send's own deadline, with room to wait for a slot of
+        # its destination and to record it.
+        lease = 3 * self.settings.webhook_timeout + 5.0
+        now = time.time()
+        # A second of clock skew between hosts, as for notices.
+        return self.backend.outbox.claim_attempt(event, now + 1.0, now + lease)
+
+    def receive_notices(self, max_messages: int = 10) -> Sequence[Notice]:
+        """Notices of events to deliver, where the backend announces them (else none)."""
+        if self.backend.notifications is None:
+            return []
+        return self.backend.notifications.receive(max_messages)
+
+    def acknowledge(self, notice: Notice) -> None:
+        if self.backend.notifications is not None:
+            self.backend.notifications.delete(notice.receipt)
 
     def notice_event(self, notice: Notice) -> WebhookEvent | None:
-        """The event a notice names, if it is still pending and due; None for a duplicate or
-        stale notice."""
+        """The event a notice names, if it is still pending and due and this caller claims its
+        attempt (as `due_events` does); None for a duplicate or stale notice."""
         job = self.backend.jobs.get_job(notice.job_id)
         event = job.event if job is not None else None
         if (
@@ -595,20 +761,16 @@ class Fanout:
             or event.id != notice.event_id
             or event.status is not DeliveryStatus.PENDING
             or event.next_attempt_at > time.time() + 1.0  # a second of clock skew between hosts
+            or not self._claim(event)
         ):
             return None
         return event
 
-    def overdue_events(self, now: float, limit: int = 32) -> Sequence[WebhookEvent]:
-        """The events a scheduled sweep delivers: every due one where no notices are sent;
-        where they are, only those overdue by NOTICE_GRACE."""
-        grace = 0.0 if self.backend.notifications is None else NOTICE_GRACE
-        return self.backend.outbox.due_events(now - grace, limit)
-
     def record_attempt(self, event: WebhookEvent, attempt: webhooks.Attempt) -> None:
-        """Record one delivery attempt of a completion event (made by `fanout.workers.notifier`)
-        and schedule the next. Where notices announce events, a retry the queue can delay that
-        long is announced with its delay; later ones are the schedule's (`overdue_events`)."""
+        """Record one delivery attempt of a claimed completion event (made by
+        `fanout.workers.notifier`) and schedule the next. Where notices announce events, a
+        retry the queue can delay that long is announced with its delay; later ones are the
+        sweep's (`due_events`)."""
         retry_at = webhooks.next_attempt_at(
             attempt,
             event.attempts + 1,

@@ -83,9 +83,19 @@ class Settings(BaseSettings):
     max_receive_count: int = 3
     chunk_timeout: float = 900.0
     reconcile_interval: float = 5.0
-    # Longer than chunk_timeout, so a chunk that is still legitimately running is not re-sent.
-    stale_after: float = 1800.0
+    # A job idle this long has the chunks its window released, and nobody started, sent again
+    # (a message lost between the store and the queue); a running chunk is never re-sent.
+    stale_after: float = 10.0
     poll_interval: float = 0.02
+
+    # Crash recovery: each worker process says it is alive every `owner_heartbeat` seconds; one
+    # silent for `owner_dead_after` is dead, and the chunks it held are handed back at once.
+    owner_heartbeat: float = 0.5
+    owner_dead_after: float = 3.0
+    # An idempotency key whose request has held it this long without finishing is taken over.
+    idempotency_lease: float = 10.0
+    # Seconds a client is asked to wait (Retry-After) while the store cannot write.
+    unavailable_retry_after: int = 5
 
     webhook_timeout: float = 10.0
     webhook_max_attempts: int = 8

@@ -3,18 +3,17 @@ against an emulator: `fanout worker --backend aws` and `fanout serve --backend a
 
 Chunk workers poll SQS (long polling) through the same `chunk_worker` loop as the embedded
 runtime; the aggregator reads the table's stream shard by shard from its checkpoints; the
-notifier reads the notify queue as its Lambda's event source would, and sweeps overdue events
-as its schedule would; the reconciler is the embedded runtime's. All of them call
-`fanout.service`.
+notifier reads the notify queue as its Lambda's event source would (the embedded runtime's
+`Notifier` sweeps overdue events as its schedule would); the reconciler is the embedded
+runtime's. All of them call `fanout.service`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from fanout.service import Fanout
-from fanout.workers.local import Loop
+from fanout.workers.local import Loop, Part
 from fanout.workers.notifier import Notifier
 
 AGGREGATE_EVERY = 0.1  # seconds between stream reads when the stream is idle
@@ -38,17 +37,15 @@ def aggregator(service: Fanout) -> Loop:
 
 class NoticePoller:
     """The notifier Lambda's two event sources, notices on the notify queue and the sweep,
-    feeding one long-running delivery engine (so a slow receiver holds only its own attempts)."""
+    feeding one long-running delivery engine (so a slow receiver holds only its own attempts).
+    Every event it hands the engine is claimed first (`notice_event`, `due_events`)."""
 
-    def __init__(self, service: Fanout) -> None:
-        assert service.backend.notifications is not None, "the aws backend has a notify queue"
+    def __init__(self, service: Fanout, engine: Notifier) -> None:
         self.service = service
-        self.notices = service.backend.notifications
-        self.engine = Notifier(service, poll=False)
-        self.engine.start()
+        self.engine = engine
 
     def step(self) -> None:
-        for notice in self.notices.receive(10):
+        for notice in self.service.receive_notices(10):
             try:
                 event = self.service.notice_event(notice)
             except Exception:
@@ -58,22 +55,24 @@ class NoticePoller:
             if event is not None:
                 self.engine.submit(event)
             # The event is in the outbox: if this process stops before the attempt is
-            # recorded, the sweep delivers it once overdue.
-            self.notices.delete(notice.receipt)
+            # recorded, the sweep delivers it once its claim has run out and it is overdue.
+            self.service.acknowledge(notice)
 
     def sweep(self) -> None:
-        for event in self.service.overdue_events(time.time()):
+        for event in self.service.due_events():
             self.engine.submit(event)
 
-    def close(self) -> None:
-        self.engine.stop()
 
-
-def background(service: Fanout, notices: NoticePoller) -> list[Loop]:
-    """Every poller but the chunk workers (processes under `fanout.workers.local.Supervisor`)."""
-    return [
-        aggregator(service),
-        Loop("notices", 0.01, notices.step),  # receive() long-polls the queue
-        Loop("sweep", service.settings.reconcile_interval, notices.sweep),
-        Loop("reconciler", service.settings.reconcile_interval, service.reconcile),
-    ]
+def pollers(service: Fanout) -> list[Part]:
+    """The stream aggregator, and the notifier engine fed by notices and the sweep, where the
+    backend has them; in the order to start them."""
+    parts: list[Part] = [aggregator(service)] if service.counts_by_stream else []
+    if service.announces_events:
+        engine = Notifier(service, poll=False)
+        notices = NoticePoller(service, engine)
+        parts += [
+            engine,
+            Loop("notices", 0.01, notices.step),  # receive() long-polls the queue
+            Loop("sweep", service.settings.reconcile_interval, notices.sweep),
+        ]
+    return parts

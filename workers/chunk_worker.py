@@ -4,6 +4,11 @@ While a chunk runs, a heartbeat extends its visibility timeout (as SQS consumers
 ChangeMessageVisibility). A chunk still running after `chunk_timeout` has hung its worker: the
 heartbeat ends the process, the supervisor starts another, and the chunk comes back until it
 dead-letters and is split.
+
+Each worker process has an owner token, new for each process life (a pid is reused), and says
+every `owner_heartbeat` seconds that it is alive: what a dead worker held is handed back as soon
+as it is known dead. A store error never ends the loop: the chunk is handed back (or comes back
+after its visibility timeout), and the worker backs off and tries again.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from fanout.models import Delivery
@@ -20,6 +26,7 @@ from fanout.service import Fanout
 
 log = logging.getLogger("fanout.worker")
 HUNG_EXIT_CODE = 75
+MAX_BACKOFF = 5.0  # seconds between tries while the store keeps failing
 
 
 class Heartbeat:
@@ -52,7 +59,7 @@ class Heartbeat:
                 settings.chunk_timeout,
             )
             os._exit(HUNG_EXIT_CODE)
-        self.service.backend.queue.extend(self.delivery.receipt, settings.visibility_timeout)
+        self.service.extend(self.delivery)
         self.next_beat = time.monotonic() + self.interval
 
 
@@ -121,17 +128,28 @@ def _forget_beater() -> None:
 os.register_at_fork(after_in_child=_forget_beater)
 
 
-def poll_once(service: Fanout) -> bool:
-    """Process one chunk, or else one dead letter. Returns False when both queues were empty."""
-    queue, timeout = service.backend.queue, service.settings.visibility_timeout
-    for delivery in queue.receive(1, timeout):
+def poll_once(service: Fanout, owner: str = "") -> bool:
+    """Process one chunk, or else one dead letter. Returns False when both queues were empty.
+    A chunk whose processing failed is handed back before the error is raised."""
+    for delivery in service.receive(owner):
         with Heartbeat(service, delivery):
-            service.process(delivery)
+            _process(service, delivery, service.process)
         return True
-    for delivery in queue.receive_dead(1, timeout):
-        service.process_dead_letter(delivery)
+    for delivery in service.receive_dead_letters(owner):
+        _process(service, delivery, service.process_dead_letter)
         return True
     return False
+
+
+def _process(service: Fanout, delivery: Delivery, process: Callable[[Delivery], None]) -> None:
+    try:
+        process(delivery)
+    except Exception:
+        try:
+            service.hand_back(delivery)
+        except Exception:
+            log.warning("could not hand back %s; it returns after its visibility timeout", delivery)
+        raise
 
 
 def _alive(pid: int) -> bool:
@@ -142,13 +160,52 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run(service: Fanout, stop: threading.Event, supervisor: int | None = None) -> None:
+class OwnerBeat:
+    """Says every `owner_heartbeat` seconds that this worker is alive, from a thread of its own
+    (a chunk may run for minutes). A failed beat is logged and tried again at the next."""
+
+    def __init__(self, service: Fanout, owner: str) -> None:
+        self.service = service
+        self.owner = owner
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="owner-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._beat()  # before the first receive: a sweep must never find the owner unknown
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.service.settings.owner_heartbeat):
+            self._beat()
+
+    def _beat(self) -> None:
+        try:
+            self.service.heartbeat(self.owner)
+        except Exception as error:
+            log.warning("worker heartbeat failed: %s", error)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def run(
+    service: Fanout, stop: threading.Event, supervisor: int | None = None, owner: str = ""
+) -> None:
     """Poll until `stop` is set, or the supervisor process is gone (a worker outliving it would
     go on taking chunks nobody watches). Idle polls back off from `poll_interval` to 5 times
-    that."""
-    idle = 0
+    that; failing ones (the store cannot write) up to `MAX_BACKOFF` seconds."""
+    idle = failures = 0
     while not stop.is_set() and (supervisor is None or _alive(supervisor)):
-        if poll_once(service):
+        try:
+            busy = poll_once(service, owner)
+        except Exception:
+            failures += 1
+            if failures == 1 or failures % 100 == 0:
+                log.exception("processing failed (%d in a row); backing off", failures)
+            stop.wait(min(MAX_BACKOFF, service.settings.poll_interval * 2**failures))
+            continue
+        failures = 0
+        if busy:
             idle = 0
         else:
             idle = min(idle + 1, 5)
@@ -159,13 +216,17 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def main(service: Fanout, supervisor: int) -> None:
+def main(service: Fanout, supervisor: int, owner: str) -> None:
     """A worker process's body: SIGTERM abandons the current chunk, which is handed back."""
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    beat = OwnerBeat(service, owner)
+    beat.start()
     try:
-        run(service, threading.Event(), supervisor)
+        run(service, threading.Event(), supervisor, owner)
     except SystemExit:
-        release = getattr(service.backend.queue, "release_owner", None)
-        if release is not None:
-            release(os.getpid())
+        beat.stop()
+        try:
+            service.reclaim(owner)
+        except Exception:
+            log.exception("could not hand back this worker's chunks; they come back later")

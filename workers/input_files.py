@@ -23,17 +23,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
-from fanout.api.problems import validation_errors
-from fanout.api.schemas import JobCreate
 from fanout.errors import InvalidJob
-from fanout.models import TenantId
+from fanout.jobspec import JobCreate, field_errors
+from fanout.models import Job, TenantId
 from fanout.service import Fanout, JobRequest
 
 PREFIX = "jobs/"
@@ -104,7 +102,7 @@ def job_request(key: str, metadata: dict[str, str], body: bytes) -> tuple[Tenant
             {**options, "task": task, "items": parse_items(key, body)}
         )
     except ValidationError as error:
-        errors = validation_errors(error.errors(include_url=False))
+        errors = field_errors(error.errors(include_url=False))
         raise InvalidJob("The job is not valid", errors) from error
     if create.webhook is not None and create.webhook.secret is None:
         raise UnreadableInput(f"{key}: a webhook in fanout-options needs its secret")
@@ -112,19 +110,11 @@ def job_request(key: str, metadata: dict[str, str], body: bytes) -> tuple[Tenant
     return TenantId(metadata.get("fanout-tenant") or DEFAULT_TENANT), request
 
 
-def submit_once(
-    fanout: Fanout, tenant: TenantId, request: JobRequest, file: InputFile, fingerprint: str
-) -> str:
-    """Submit the job unless this PUT's event was handled before; returns the job's id. Uses the
-    idempotency store as `POST /jobs` does with an `Idempotency-Key`."""
-    store, key = fanout.backend.idempotency, file.idempotency_key
-    stored = store.begin(tenant, key, fingerprint, time.time())
-    if stored is not None:
-        return stored.decode()
-    try:
-        job, _ = fanout.submit(tenant, request)
-    except Exception:
-        store.abandon(tenant, key)  # nothing was stored: a retry of the event may try again
-        raise
-    store.finish(tenant, key, job.id.encode())
-    return job.id
+def submit_once(fanout: Fanout, tenant: TenantId, request: JobRequest, file: InputFile) -> str:
+    """Submit the job unless this PUT's event was handled before; returns the job's id. The
+    same idempotent submit as `POST /jobs` with an `Idempotency-Key`: the PUT's key."""
+    return fanout.submit_once(tenant, request, file.idempotency_key, _job_id).decode()
+
+
+def _job_id(job: Job, secret: str | None) -> bytes:
+    return job.id.encode()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -94,9 +93,7 @@ def handle_notifications(
     or leaves it to the sweep. Only a record that could not be handled at all (unreadable, the
     table failing) comes back."""
     if "Records" not in event:
-        _log_failures(
-            deliver_now(fanout, fanout.overdue_events(time.time(), NOTIFY_BATCH), transport)
-        )
+        _log_failures(deliver_now(fanout, fanout.due_events(NOTIFY_BATCH), transport))
         return None
     due: list[WebhookEvent] = []
 
@@ -135,7 +132,7 @@ def handle_input_files(fanout: Fanout, event: Event, s3: Any) -> list[str]:
         body: bytes = found["Body"].read()
         try:
             tenant, request = input_files.job_request(file.key, found.get("Metadata", {}), body)
-            job_id = input_files.submit_once(fanout, tenant, request, file, found.get("ETag", ""))
+            job_id = input_files.submit_once(fanout, tenant, request, file)
         except (input_files.UnreadableInput, InvalidJob) as error:
             detail = getattr(error, "errors", "")
             log.error("s3://%s/%s is not a job: %s %s", file.bucket, file.key, error, detail)

@@ -1,10 +1,13 @@
-"""The one-machine runtime: worker processes under a supervisor, the reconciler thread (the
-notifier is `fanout.workers.notifier`).
+"""The one-machine runtime: worker processes under a supervisor, and the background parts the
+backend needs (the notifier engine of `fanout.workers.notifier`, reconciler, lease sweep; on AWS
+also the stream aggregator and the notice poller), in `fanout serve` and `fanout worker` alike.
 
 Worker processes are forked from a forkserver that has already imported fanout and the task
-modules, so replacing a dead worker costs milliseconds. When one dies, the messages it held are
-made visible at once instead of after their visibility timeout; their receive counts stand, so a
-chunk that keeps killing workers still reaches the dead letters and is split.
+modules, so replacing a dead worker costs milliseconds. Each gets an owner token of its own;
+when one dies, the messages it held are made visible at once instead of after their visibility
+timeout; their receive counts stand, so a chunk that keeps killing workers still reaches the
+dead letters and is split. No loop and no supervisor dies of a store error: each logs it, backs
+off and tries again, so processing resumes by itself once the store can write again.
 """
 
 from __future__ import annotations
@@ -12,23 +15,27 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import secrets
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
+from typing import Protocol
 
 from fanout import logs
-from fanout.backends.sqlite import SqliteChunkQueue
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
 from fanout.workers import chunk_worker
 
 log = logging.getLogger("fanout.runtime")
+MAX_BACKOFF = 5.0  # seconds, between tries of a failing loop and between quick respawns
+QUICK_EXIT = 2.0  # a worker that exits sooner than this after its start is respawned later
 
 
-def _worker_process(settings: Settings, supervisor: int) -> None:
+def _worker_process(settings: Settings, supervisor: int, owner: str) -> None:
     logs.configure(settings)  # a fresh interpreter: the parent's logging is not inherited
-    chunk_worker.main(build(settings), supervisor)
+    chunk_worker.main(build(settings), supervisor, owner)
 
 
 class Supervisor:
@@ -42,65 +49,84 @@ class Supervisor:
         self.context.set_forkserver_preload(
             ["fanout.wiring", "fanout.workers.chunk_worker", *settings.tasks]
         )
-        self.processes: list[BaseProcess] = []
+        self.processes: list[tuple[BaseProcess, str, float]] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self.restarts = 0
+        self.quick_exits = 0
 
     def start(self) -> None:
         self.processes = [self._spawn() for _ in range(self.count)]
         self.thread.start()
 
-    def _spawn(self) -> BaseProcess:
+    def _spawn(self) -> tuple[BaseProcess, str, float]:
+        owner = f"{os.getpid()}-{secrets.token_hex(6)}"
         process = self.context.Process(
             target=_worker_process,
-            args=(self.settings, os.getpid()),
+            args=(self.settings, os.getpid(), owner),
             name="fanout-worker",
             daemon=True,
         )
         process.start()
-        return process
+        return process, owner, time.monotonic()
 
     def _watch(self) -> None:
         while not self.stopping.wait(0.05):
-            for i, process in enumerate(self.processes):
-                if process.is_alive() or self.stopping.is_set():
-                    continue
-                self._reclaim(process)
-                self.restarts += 1
-                log.warning(
-                    "worker %s exited with %s; starting another", process.pid, process.exitcode
-                )
-                self.processes[i] = self._spawn()
+            try:
+                self._replace_dead()
+            except Exception:  # never let the supervisor die: log, back off, look again
+                log.exception("supervising the workers failed; trying again")
+                self.stopping.wait(MAX_BACKOFF)
 
-    def _reclaim(self, process: BaseProcess) -> None:
-        queue = self.service.backend.queue
-        if isinstance(queue, SqliteChunkQueue) and process.pid is not None:
-            queue.release_owner(process.pid)
+    def _replace_dead(self) -> None:
+        for i, (process, owner, started) in enumerate(self.processes):
+            if process.is_alive() or self.stopping.is_set():
+                continue
+            log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
+            if time.monotonic() - started < QUICK_EXIT:
+                # Dying at once again and again (say, the store cannot open): slow down.
+                self.quick_exits += 1
+                self.stopping.wait(min(MAX_BACKOFF, 0.1 * 2**self.quick_exits))
+            else:
+                self.quick_exits = 0
+            self.processes[i] = self._spawn()
+            self.restarts += 1
+            self._reclaim(owner)
+
+    def _reclaim(self, owner: str) -> None:
+        """Hand back what a dead worker held; if the store cannot write now, the lease sweep
+        does it once the worker's heartbeat is old enough."""
+        try:
+            self.service.reclaim(owner)
+        except Exception as error:
+            log.warning("could not hand back the chunks of worker %s yet: %s", owner, error)
 
     def pids(self) -> list[int]:
-        return [p.pid for p in self.processes if p.pid is not None]
+        return [p.pid for p, _, _ in self.processes if p.pid is not None]
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
         if self.thread.is_alive():
             self.thread.join()
-        for process in self.processes:
+        for process, _, _ in self.processes:
             process.terminate()
-        for process in self.processes:
+        for process, owner, _ in self.processes:
             process.join(timeout)
             if process.is_alive():
                 process.kill()
                 process.join()
-            self._reclaim(process)
+            self._reclaim(owner)
 
 
 class Loop:
-    """A daemon thread calling `step` every `interval` seconds until stopped."""
+    """A daemon thread calling `step` every `interval` seconds until stopped. A failing step is
+    logged (the first failure, then every 100th) and retried with exponential backoff up to
+    MAX_BACKOFF seconds; the loop itself never ends but by `stop`."""
 
     def __init__(self, name: str, interval: float, step: Callable[[], None]) -> None:
         self.interval = interval
         self.step = step
+        self.failures = 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -108,12 +134,57 @@ class Loop:
         self.thread.start()
 
     def _run(self) -> None:
-        while not self.stopping.wait(self.interval):
+        while not self.stopping.wait(self._wait()):
             try:
                 self.step()
             except Exception:
-                log.exception("%s failed; will try again", self.thread.name)
+                self.failures += 1
+                if self.failures == 1 or self.failures % 100 == 0:
+                    log.exception("%s failed (%d in a row)", self.thread.name, self.failures)
+            else:
+                if self.failures:
+                    log.warning("%s works again", self.thread.name)
+                self.failures = 0
+
+    def _wait(self) -> float:
+        if not self.failures:
+            return self.interval
+        backoff: float = min(MAX_BACKOFF, 0.05 * 2**self.failures)
+        return max(self.interval, backoff)
 
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join()
+
+
+class Part(Protocol):
+    """A background part of the runtime: a Loop, the notifier engine."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def background(service: Fanout) -> list[Part]:
+    """The parts the backend needs beside the worker processes, to start in this order (and
+    stop in the reverse). Where notices announce each event (AWS), the notice poller feeds the
+    notifier engine, and the sweep of overdue events runs as its schedule would."""
+    from fanout.workers.notifier import Notifier
+
+    settings = service.settings
+    parts: list[Part] = [
+        Loop("reconciler", settings.reconcile_interval, service.reconcile),
+        Loop("leases", settings.owner_heartbeat, _sweep(service)),
+    ]
+    if service.counts_by_stream or service.announces_events:
+        from fanout.workers.aws_pollers import pollers
+
+        return parts + pollers(service)
+    return [Notifier(service), *parts]
+
+
+def _sweep(service: Fanout) -> Callable[[], None]:
+    def step() -> None:
+        service.reclaim()
+
+    return step

@@ -18,7 +18,6 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
@@ -190,9 +189,9 @@ class Notifier:
             return
         self.recorded_during_read = set()
         try:
-            due = await self.loop.run_in_executor(
-                None, self.service.overdue_events, time.time(), len(self.held) + min(room, BATCH)
-            )
+            # Each event read is claimed for this notifier (none is held already: a held event
+            # stays claimed until its attempt is recorded).
+            due = await self.loop.run_in_executor(None, self.service.due_events, min(room, BATCH))
         except Exception:
             log.exception("reading the due webhook events failed; will try again")
             return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -34,43 +33,23 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(to_json(body), status, headers, media_type="application/json")
 
 
-def _render(job: Job, secret: str | None) -> tuple[bytes, str]:
+def _render(job: Job, secret: str | None) -> bytes:
+    """The 202's location and body, as one value an idempotency key stores and replays."""
     view = public_job(job)
     if secret is not None:
         view["webhook"]["secret"] = secret
-    return to_json(view), f"/jobs/{job.id}"
+    return f"/jobs/{job.id}".encode() + b"\n" + to_json(view)
 
 
-def _submit(service: Fanout, tenant: Tenant, request: JobRequest) -> tuple[bytes, str]:
+def _submit(service: Fanout, tenant: Tenant, request: JobRequest, key: str | None) -> bytes:
+    """Submit, under the idempotency key if there is one (`Fanout.submit_once`): the first
+    request with it stores the job; a repeat with the same job replays the stored response."""
     try:
+        if key is not None:
+            return service.submit_once(tenant, request, key, _render)
         return _render(*service.submit(tenant, request))
     except readers.TooLarge as error:
         raise Problem(413, f"The body is {error}.") from error
-
-
-def _submit_keyed(service: Fanout, tenant: Tenant, request: JobRequest, key: str) -> bytes:
-    """Take the job in (a streamed body is read to its end), then claim the key with the
-    job's fingerprint: the first request with it stores the job; a repeat with the same job
-    replays the stored response (`location`, newline, body)."""
-    store = service.backend.idempotency
-    try:
-        submission = service.take_in(request)
-    except readers.TooLarge as error:
-        raise Problem(413, f"The body is {error}.") from error
-    with submission:
-        stored = store.begin(tenant, key, submission.fingerprint(), time.time())
-        if stored is not None:
-            return stored
-        try:
-            content, location = _render(*service.store(tenant, submission))
-        except Exception:
-            # Nothing was stored (a stored job returns 202 even if its release failed), so
-            # the client may try again with the same key.
-            store.abandon(tenant, key)
-            raise
-    stored = location.encode() + b"\n" + content
-    store.finish(tenant, key, stored)
-    return stored
 
 
 @router.post(
@@ -90,25 +69,25 @@ async def create_job(
     (items inline, or an `items_url` to read them from), or the items alone as NDJSON or CSV
     with the task and options as query parameters, read as a stream. With an
     `Idempotency-Key`, the same key and job replay the first response; a different job is a
-    422, and a request still in progress with that key a 409."""
+    422, and a request still in progress with that key a 409 (until its lease runs out, if it
+    died). While the store cannot write, a 503 with `Retry-After`, and nothing stored."""
     streamed = bodies.streamed_format(request)
     if streamed is not None:
         job_request = bodies.streamed_request(request, streamed, service.settings)
     else:
         body = await bodies.read_body(request, service.settings.max_body_bytes)
         job_request = bodies.parse(body)
+    key = idempotency_key
     try:
-        if idempotency_key is None:
-            content, location = await run_in_threadpool(_submit, service, tenant, job_request)
-            return Response(content, 202, {"location": location}, media_type="application/json")
-        key = idempotency_key
-        stored = await run_in_threadpool(_submit_keyed, service, tenant, job_request, key)
+        stored = await run_in_threadpool(_submit, service, tenant, job_request, key)
     except InvalidJob as error:
         if streamed is not None:
             bodies.as_query_fields(error.errors)
         raise
-    stored_location, _, content = stored.partition(b"\n")
-    headers = {"location": stored_location.decode(), "idempotency-key": idempotency_key}
+    location, _, content = stored.partition(b"\n")
+    headers = {"location": location.decode()}
+    if key is not None:
+        headers["idempotency-key"] = key
     return Response(content, 202, headers, media_type="application/json")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,7 +18,6 @@ from fanout.settings import Settings
 
 if TYPE_CHECKING:
     from fanout.service import Fanout
-    from fanout.workers.local import Loop
 
 log = logging.getLogger("fanout.cli")
 
@@ -103,8 +101,7 @@ def serve(
     import uvicorn
 
     from fanout.api.app import create_app
-    from fanout.workers.local import Loop, Supervisor
-    from fanout.workers.notifier import Notifier
+    from fanout.workers.local import Supervisor, background
 
     settings = settings_from(
         host=host,
@@ -130,20 +127,15 @@ def serve(
             " server listens on loopback only.",
         )
     supervisor = Supervisor(settings, service, settings.workers)
-    if settings.backend == "aws":
-        loops, close = _aws_pollers(service)
-    else:
-        notifier = Notifier(service)
-        loops = [Loop("reconciler", settings.reconcile_interval, service.reconcile)]
-        close = notifier.stop
-        notifier.start()
+    parts = background(service)
+    _reclaim_at_start(settings, service)
     supervisor.start()
-    for loop in loops:
-        loop.start()
+    for part in parts:
+        part.start()
     say(
         settings,
         f"fanout {__version__} serving on http://{settings.host}:{settings.port} with"
-        f" {settings.workers} workers; data in {_where(settings)}",
+        f" {settings.workers} workers; data in {service.where}",
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -160,17 +152,19 @@ def serve(
     try:
         server.run(sockets=[sock])
     finally:
-        for loop in loops:
-            loop.stop()
-        close()
+        for part in reversed(parts):
+            part.stop()
         supervisor.stop()
         say(settings, "fanout stopped; unfinished jobs resume at the next start.")
 
 
-def _where(settings: Settings) -> str:
-    if settings.backend == "aws":
-        return f"table {settings.table}"
-    return str(settings.data_dir.resolve())
+def _reclaim_at_start(settings: Settings, service: Fanout) -> None:
+    """Hand back what workers dead before this start held (a crash of the whole tree): those
+    silent long enough now, the rest at the lease sweep's next look."""
+    try:
+        service.reclaim()
+    except Exception as error:
+        say(settings, f"Could not hand back the chunks of dead workers yet: {error}")
 
 
 @app.command()
@@ -183,9 +177,10 @@ def worker(
     log_level: Level = None,
     log_format: Format = None,
 ) -> None:
-    """Run worker processes only, against the same data directory as a `fanout serve`. On AWS,
-    also the stream aggregator, notifier and reconciler: every Lambda function but the API."""
-    from fanout.workers.local import Supervisor
+    """Run worker processes, against the same data as a `fanout serve`, with the notifier,
+    reconciler and lease sweep (on AWS also the stream aggregator): every Lambda function but
+    the API. Beside a `serve`, both claim each webhook attempt, so none goes out twice."""
+    from fanout.workers.local import Supervisor, background
 
     settings = settings_from(
         workers=workers,
@@ -200,32 +195,16 @@ def worker(
     settings = preflight.load_tasks(settings)
     service = preflight.open_service(settings)
     supervisor = Supervisor(settings, service, settings.workers)
-    loops: list[Loop] = []
-    close: Callable[[], None] = _nothing_to_close
-    if settings.backend == "aws":
-        loops, close = _aws_pollers(service)
+    parts = background(service)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     supervisor.start()
-    for loop in loops:
-        loop.start()
-    say(settings, f"fanout worker: {settings.workers} processes on {_where(settings)}")
+    for part in parts:
+        part.start()
+    say(settings, f"fanout worker: {settings.workers} processes on {service.where}")
     while not stop.wait(1.0):
         pass
-    for loop in loops:
-        loop.stop()
-    close()
+    for part in reversed(parts):
+        part.stop()
     supervisor.stop()
-
-
-def _nothing_to_close() -> None:
-    """The embedded worker has no pollers to close."""
-
-
-def _aws_pollers(service: Fanout) -> tuple[list[Loop], Callable[[], None]]:
-    """The aggregator, notifier and reconciler Lambdas as pollers, and what closes them."""
-    from fanout.workers.aws_pollers import NoticePoller, background
-
-    notices = NoticePoller(service)
-    return background(service, notices), notices.close

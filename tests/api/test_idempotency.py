@@ -11,15 +11,16 @@ import anyio
 import httpx
 import pytest
 
-from fanout.api.schemas import JobCreate
-from fanout.models import TenantId
-from fanout.service import Fanout
+from fanout.jobspec import JobCreate
+from fanout.models import JobId, TenantId
+from fanout.service import Fanout, new_job_id
 from fanout.settings import Settings
 from tests.api.conftest import PROBLEM, connect, other_settings
 
 pytestmark = pytest.mark.anyio
 
 JOB = {"task": "echo", "items": [1, 2, 3]}
+LEASE = 10.0  # the settings' idempotency_lease
 
 
 def encoded(body: dict[str, Any]) -> bytes:
@@ -78,19 +79,56 @@ async def test_the_same_key_with_another_body_is_a_422_and_stores_nothing_new(
     assert await job_ids(client) == [first.json()["id"]]
 
 
-async def test_a_key_still_in_progress_is_a_409(client: httpx.AsyncClient, service: Fanout) -> None:
-    with service.take_in(JobCreate.model_validate(JOB).to_request()) as submission:
+def claim_as_a_request_would(service: Fanout, body: dict[str, Any], at: float) -> JobId:
+    """Claim key-1 for `body` as a request that then died (or still runs) would have, `at`."""
+    with service.take_in(JobCreate.model_validate(body).to_request()) as submission:
         fingerprint = submission.fingerprint()
-    assert (
-        service.backend.idempotency.begin(TenantId("default"), "key-1", fingerprint, time.time())
-        is None
+    claim = service.backend.idempotency.claim(
+        TenantId("default"), "key-1", fingerprint, new_job_id(), at, LEASE
     )
+    assert claim.response is None
+    return claim.job_id
+
+
+async def test_a_key_still_in_progress_is_a_409(client: httpx.AsyncClient, service: Fanout) -> None:
+    claim_as_a_request_would(service, JOB, time.time())
 
     response = await post(client, JOB, "key-1")
 
     assert response.status_code == 409
     assert response.headers["content-type"] == PROBLEM
     assert await job_ids(client) == []
+
+
+async def test_a_key_held_past_its_lease_by_a_request_that_died_is_taken_over_by_its_retry(
+    client: httpx.AsyncClient, service: Fanout
+) -> None:
+    bound = claim_as_a_request_would(service, JOB, time.time() - LEASE - 1)
+
+    retried = await post(client, JOB, "key-1")
+    again = await post(client, JOB, "key-1")
+
+    assert retried.status_code == again.status_code == 202
+    assert retried.json()["id"] == bound  # the job the key was bound to, created once
+    assert again.json() == retried.json()
+    assert await job_ids(client) == [bound]
+
+
+async def test_the_same_json_with_other_spacing_and_key_order_replays_the_first_response(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {**JOB, "params": {"a": 1, "b": [1, 2]}}
+    first = await post(client, body, "key-1")
+
+    again = await client.post(
+        "/jobs",
+        content=b'{ "params" : {"b":[1,  2], "a":1},\n "items": [1,2,3], "task": "echo" }',
+        headers={"content-type": "application/json", "idempotency-key": "key-1"},
+    )
+
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert await job_ids(client) == [first.json()["id"]]
 
 
 async def test_different_keys_create_different_jobs(client: httpx.AsyncClient) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fanout.backends.aws.store import event_from_item
 from fanout.backends.aws.table import Item, Table, job_key
 from fanout.errors import IdempotencyConflict, IdempotencyMismatch
-from fanout.models import DeliveryStatus, EventId, TenantId, WebhookEvent
+from fanout.models import DeliveryStatus, EventId, JobId, KeyClaim, TenantId, WebhookEvent
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 
@@ -27,6 +27,31 @@ class DynamoOutbox:
             limit=limit,
         )
         return [event_from_item(item) for item in items]
+
+    def claim_attempt(self, event: WebhookEvent, now: float, lease_until: float) -> bool:
+        # Timeline: two deliverers read the same due event; the first moves its next attempt
+        # past the lease, the second's condition (the same attempt, still due) then fails. The
+        # attempt's record moves `next_attempt_at` on; a dead deliverer's lease just runs out.
+        still_pending = "event_status = :pending"
+        same_attempt = "event_attempts = :attempts"
+        due = "next_attempt_at <= :now"
+        claimed = self.table.update(
+            job_key(event.job_id),
+            "SET next_attempt_at = :until",
+            condition=f"event_id = :event_id AND {still_pending} AND {same_attempt} AND {due}",
+            values={
+                ":until": lease_until,
+                ":event_id": event.id,
+                ":pending": DeliveryStatus.PENDING.value,
+                ":attempts": event.attempts,
+                ":now": now,
+            },
+        )
+        return claimed is not None
+
+    def undelivered(self) -> int:
+        """Counted on the sparse `due` index, which holds pending events only."""
+        return self.table.count("#due = :one", {":one": "1"}, index="due", names={"#due": "due"})
 
     def record_attempt(
         self,
@@ -75,30 +100,52 @@ class DynamoIdempotencyStore:
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    def begin(self, tenant: TenantId, key: str, fingerprint: str, now: float) -> bytes | None:
-        # Timeline: the first request claims the key; an identical retry after it finished gets
-        # the stored response, one while it runs a conflict. A claim older than a day has
-        # expired (TTL deletes lazily) and is claimed anew.
+    def claim(
+        self, tenant: TenantId, key: str, fingerprint: str, job_id: JobId, now: float, lease: float
+    ) -> KeyClaim:
+        # Timeline: the first request claims the key, bound to the job id it will create; an
+        # identical retry after it finished gets the stored response, one while it runs a
+        # conflict, one after its lease ran out (its holder died) takes the claim over, bound
+        # to the same job id. A claim older than a day has expired (TTL deletes lazily).
         unclaimed = "attribute_not_exists(pk) OR created_at < :stale"
         claim = {
             **idempotency_key(tenant, key),
             "fingerprint": fingerprint,
+            "job_id": job_id,
             "created_at": now,
+            "claimed_at": now,
             "expires_at": int(now + IDEMPOTENCY_TTL),
         }
         for _ in range(3):
             if self.table.put(claim, unclaimed, values={":stale": now - IDEMPOTENCY_TTL}):
-                return None
+                return KeyClaim(job_id)
             held = self.table.get(idempotency_key(tenant, key))
             if held is None:
                 continue  # abandoned in between: claim it again
             if held["fingerprint"] != fingerprint:
                 raise IdempotencyMismatch(key)
-            if held.get("response") is None:
+            bound = JobId(held.get("job_id", job_id))
+            if held.get("response") is not None:
+                return KeyClaim(bound, held["response"])
+            if float(held.get("claimed_at") or held["created_at"]) > now - lease:
                 raise IdempotencyConflict(key)
-            response: bytes = held["response"]
-            return response
+            if self._take_over(tenant, key, held, now):
+                return KeyClaim(bound)
         raise IdempotencyConflict(key)
+
+    def _take_over(self, tenant: TenantId, key: str, held: Item, now: float) -> bool:
+        """Renew a dead holder's claim; of two racing retries, only one wins."""
+        seen_claim = "claimed_at = :seen"
+        seen_before_leases = "(attribute_not_exists(claimed_at) AND created_at = :seen)"
+        unfinished = "attribute_not_exists(#response)"
+        taken = self.table.update(
+            idempotency_key(tenant, key),
+            "SET claimed_at = :now",
+            condition=f"({seen_claim} OR {seen_before_leases}) AND {unfinished}",
+            names={"#response": "response"},
+            values={":now": now, ":seen": held.get("claimed_at") or held["created_at"]},
+        )
+        return taken is not None
 
     def finish(self, tenant: TenantId, key: str, response: bytes) -> None:
         self.table.update(

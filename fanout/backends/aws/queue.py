@@ -28,6 +28,9 @@ log = logging.getLogger("fanout.sqs")
 
 
 class SqsChunkQueue:
+    """Implements ChunkQueue, and Leases as no-ops: SQS does not say who holds a message, so
+    its visibility timeout is the only lease (a dead consumer's message comes back after it)."""
+
     def __init__(
         self, client: Any, queue_url: str, dead_letter_queue_url: str, wait_seconds: int = 0
     ) -> None:
@@ -58,11 +61,24 @@ class SqsChunkQueue:
             else:
                 raise BackendError(f"SQS refused {len(entries)} chunk messages five times")
 
-    def receive(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
+    def receive(
+        self, max_messages: int, visibility_timeout: float, owner: str = ""
+    ) -> list[Delivery]:
         return self._receive(self.queue_url, "", max_messages, visibility_timeout)
 
-    def receive_dead(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
+    def receive_dead(
+        self, max_messages: int, visibility_timeout: float, owner: str = ""
+    ) -> list[Delivery]:
         return self._receive(self.dead_letter_queue_url, DEAD, max_messages, visibility_timeout)
+
+    def release(self, receipt: str) -> None:
+        self.extend(receipt, 0)
+
+    def heartbeat(self, owner: str, now: float) -> None:
+        """SQS keeps no consumers."""
+
+    def reclaim(self, owner: str | None, now: float, dead_after: float) -> int:
+        return 0
 
     def _receive(
         self, url: str, prefix: str, max_messages: int, visibility_timeout: float

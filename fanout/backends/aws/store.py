@@ -34,7 +34,7 @@ from fanout.backends.aws.table import (
     result_key,
     result_sk,
 )
-from fanout.errors import BackendError
+from fanout.errors import BackendError, JobExists
 from fanout.models import (
     ChunkInput,
     ChunkRef,
@@ -70,7 +70,8 @@ LIVE_VALUES: Item = {":ready": "ready", ":running_chunk": "running"}
 
 def job_from_item(item: Item) -> Job:
     status = JobStatus(item["status"])
-    options = JobOptions(**from_json(item["options"]))
+    options = from_json(item["options"])
+    options["max_concurrency"] = item["max_concurrency"]  # the one place it is kept
     total, succeeded, failed = item["total"], item["succeeded"], item["failed"]
     # `running` is a counter moved by two separate writes; never show it out of bounds.
     running = 0 if status.terminal else max(0, min(item["running"], total - succeeded - failed))
@@ -80,7 +81,7 @@ def job_from_item(item: Item) -> Job:
         task=item["task"],
         status=status,
         params=from_json(item["params"]),
-        options=dataclasses.replace(options, max_concurrency=item["max_concurrency"]),
+        options=JobOptions(**options),
         webhook_url=item.get("webhook_url"),
         total=total,
         succeeded=succeeded,
@@ -146,7 +147,9 @@ class DynamoJobStore:
             "status_id": f"{JobStatus.QUEUED.value}#{job.id}",
             "active": "1",
             "params": to_json(job.params).decode(),
-            "options": to_json(dataclasses.asdict(job.options)).decode(),
+            "options": to_json(
+                {k: v for k, v in dataclasses.asdict(job.options).items() if k != "max_concurrency"}
+            ).decode(),
             "max_concurrency": job.options.max_concurrency,
             "total": job.total,
             "succeeded": 0,
@@ -163,7 +166,7 @@ class DynamoJobStore:
         if job.options.timeout_seconds:
             item["deadline"] = job.created_at + job.options.timeout_seconds
         if not self.table.put(item, "attribute_not_exists(pk)"):
-            raise BackendError(f"job {job.id} exists already")
+            raise JobExists(job.id)
         return [ChunkRef(job.id, c.start, c.end) for c in chunks[:window]]
 
     def _chunk_items(
@@ -251,6 +254,18 @@ class DynamoJobStore:
             returns="ALL_NEW",
         )
         return [] if item is None else self.release(item)
+
+    def unstarted_chunks(self) -> int:
+        """From the active jobs' items (the sparse `active` index, one query): chunks not yet
+        released, and released ones not yet counted. An upper bound: the job item does not
+        count its running chunks apart from the released ones."""
+        return sum(
+            max(0, job["chunk_count"] - job["next_chunk"] + job["in_flight"])
+            for job in self.table.query("active = :one", {":one": "1"}, index="active")
+        )
+
+    def probe(self, now: float) -> None:
+        self.table.put({"pk": "PROBE", "sk": "PROBE", "at": now, "expires_at": int(now + 3600)})
 
     def result_blocks(self, job_id: JobId, start: int) -> Iterator[tuple[int, bytes]]:
         """Results sort by first item; the chunk holding item `start` begins at most
@@ -351,8 +366,9 @@ class DynamoJobStore:
     # -- chunks -------------------------------------------------------------------------------
 
     def start_chunk(self, chunk: ChunkRef, now: float) -> bytes | None:
-        # Timeline: a redelivery finds the chunk running and runs it again; once it is recorded
-        # or split, the condition fails and the message is just deleted.
+        # Timeline: a redelivery finds the chunk running and runs it again (so does a re-sent
+        # duplicate: wasted work, counted once); once it is recorded or split, the condition
+        # fails and the message is just deleted.
         old = self.table.update(
             chunk_key(chunk),
             "SET #state = :running_chunk, started_at = :now",
@@ -390,7 +406,9 @@ class DynamoJobStore:
             )
         return self.blobs.get(chunk_item["items_key"])
 
-    def record_chunk_result(self, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
+    def record_chunk_result(
+        self, chunk: ChunkRef, result: ChunkResult, receipt: str | None = None
+    ) -> RecordOutcome:
         """Put the result item; the stream aggregator counts it. Its key is the chunk's, shared
         with a split's tombstone, so a chunk is either recorded or split, never both."""
         found = {
@@ -506,12 +524,16 @@ class DynamoJobStore:
             {":pk": f"JOB#{job_id}", ":chunk": "CHUNK#"},
             consistent=True,
         )
-        in_flight = [
-            chunk_of(c)
+        released = [
+            c
             for c in chunks
             if c["state"] in ("ready", "running")
             and (c.get("half") or c["ordinal"] < job["next_chunk"])
         ]
+        # A running chunk's message is deleted only once it is recorded: never lost. A ready
+        # one's may have been (a crash between the release and the send): send it again.
+        in_flight = [chunk_of(c) for c in released]
+        unstarted = [chunk_of(c) for c in released if c["state"] == "ready"]
         corrected = self.table.update(
             job_key(job_id),
             "SET in_flight = :in_flight, updated_at = :now",
@@ -525,7 +547,7 @@ class DynamoJobStore:
             },
             returns="ALL_NEW",
         )
-        return in_flight + ([] if corrected is None else self.release(corrected))
+        return unstarted + ([] if corrected is None else self.release(corrected))
 
     def release(self, job: Item) -> list[ChunkRef]:
         """Release original chunks in input order until the window is full, from a job item

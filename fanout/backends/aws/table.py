@@ -235,6 +235,29 @@ class Table:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def count(
+        self, condition: str, values: Item, index: str | None = None, names: Item | None = None
+    ) -> int:
+        """How many items match (Select=COUNT: the items are read, not returned)."""
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": encode_item(values),
+            "Select": "COUNT",
+        }
+        if index is not None:
+            request["IndexName"] = index
+        if names:
+            request["ExpressionAttributeNames"] = names
+        total = 0
+        while True:
+            with translated(f"counting {index or 'the table'}"):
+                response = self.client.query(**request)
+            total += int(response.get("Count", 0))
+            if "LastEvaluatedKey" not in response:
+                return total
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def batch_write(self, items: Iterable[Item]) -> None:
         """Put every item, 25 a request, resending what DynamoDB left unprocessed."""
         batch: list[Item] = []

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fanout.errors import StoreUnavailable
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -54,6 +56,10 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS results_key ON results (job_id, start);
 
+CREATE INDEX IF NOT EXISTS chunks_unstarted ON chunks (state)
+    WHERE state IN ('pending', 'released');
+
+-- owner: the token of the worker process holding a received message (see `owners`)
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
@@ -63,10 +69,23 @@ CREATE TABLE IF NOT EXISTS messages (
     visible_at REAL NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
     receipt TEXT,
-    owner INTEGER
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at);
 CREATE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
+CREATE INDEX IF NOT EXISTS messages_chunk ON messages (job_id, start, "end");
+
+-- Worker processes alive, by token (one per process life: a pid is reused, a token is not).
+CREATE TABLE IF NOT EXISTS owners (
+    token TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
+);
+
+-- One row that readiness probes write: a write that fails means the store cannot write.
+CREATE TABLE IF NOT EXISTS probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at REAL NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS outbox (
     event_id TEXT PRIMARY KEY,
@@ -88,15 +107,37 @@ CREATE TABLE IF NOT EXISTS task_stats (
     updated_at REAL NOT NULL
 );
 
+-- job_id: the one job the key creates, fixed at its first claim; claimed_at: its holder's lease
 CREATE TABLE IF NOT EXISTS idempotency (
     tenant TEXT NOT NULL,
     key TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     response BLOB,
     created_at REAL NOT NULL,
+    job_id TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
     PRIMARY KEY (tenant, key)
 );
 """
+# SQLite's answers that mean "cannot write now, nothing was written": SQLITE_FULL, SQLITE_IOERR,
+# SQLITE_READONLY, SQLITE_CANTOPEN and SQLITE_BUSY past the busy timeout
+# (https://www.sqlite.org/rescode.html).
+UNAVAILABLE = ("full", "disk i/o", "readonly", "unable to open", "locked", "busy")
+
+
+def _unavailable(error: sqlite3.Error) -> StoreUnavailable | None:
+    message = str(error).lower()
+    if isinstance(error, sqlite3.OperationalError) and any(w in message for w in UNAVAILABLE):
+        return StoreUnavailable(f"the database cannot write: {error}")
+    return None
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an earlier version up to SCHEMA (tables it already had)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(idempotency)")}
+    if "job_id" not in columns:
+        conn.execute("ALTER TABLE idempotency ADD COLUMN job_id TEXT NOT NULL DEFAULT ''")
+        conn.execute("ALTER TABLE idempotency ADD COLUMN claimed_at REAL NOT NULL DEFAULT 0")
 
 
 class Database:
@@ -112,7 +153,9 @@ class Database:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection().executescript(SCHEMA)
+        conn = self.connection()
+        conn.executescript(SCHEMA)
+        _migrate(conn)
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -126,7 +169,19 @@ class Database:
 
     @contextmanager
     def write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken up front so it never fails half-way on a lock."""
+        """One write transaction, taken up front so it never fails half-way on a lock. A full
+        disk or a failing file raises StoreUnavailable, with everything rolled back."""
+        try:
+            with self._transaction(durable) as conn:
+                yield conn
+        except sqlite3.Error as error:
+            unavailable = _unavailable(error)
+            if unavailable is None:
+                raise
+            raise unavailable from error
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
         conn = self.connection()
         if durable:
             conn.execute("PRAGMA synchronous=FULL")
@@ -134,10 +189,16 @@ class Database:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back itself (SQLITE_FULL)
+                conn.execute("ROLLBACK")
             raise
         else:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         finally:
             if durable:
                 conn.execute("PRAGMA synchronous=NORMAL")

@@ -4,11 +4,16 @@ A received message stays invisible for its visibility timeout and counts one mor
 message received more than `max_receive_count` times moves to the dead letters instead of being
 delivered (SQS's redrive policy). Receipts change on every receive, so a stale consumer's delete
 does nothing.
+
+Beyond SQS, each received message records its consumer's token, and consumers say they are
+alive (`owners`): the messages of one that died are handed back at once (`reclaim`) rather than
+after their visibility timeout. The store enqueues what it releases in its own transactions
+(`enqueue`), so no crash can separate a release from its message.
 """
 
 from __future__ import annotations
 
-import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,7 +25,17 @@ CHUNKS = "chunks"
 DEAD = "dead"
 
 
+def enqueue(conn: sqlite3.Connection, chunks: Sequence[ChunkRef]) -> None:
+    """Put chunks in the queue inside the caller's transaction."""
+    conn.executemany(
+        'INSERT INTO messages (queue, job_id, start, "end", visible_at) VALUES (?, ?, ?, ?, 0)',
+        ((CHUNKS, c.job_id, c.start, c.end) for c in chunks),
+    )
+
+
 class SqliteChunkQueue:
+    """Implements ChunkQueue and Leases."""
+
     def __init__(self, db: Database, max_receive_count: int) -> None:
         self.db = db
         self.max_receive_count = max_receive_count
@@ -29,19 +44,21 @@ class SqliteChunkQueue:
         if not chunks:
             return
         with self.db.write() as conn:
-            conn.executemany(
-                'INSERT INTO messages (queue, job_id, start, "end", visible_at)'
-                " VALUES (?, ?, ?, ?, 0)",
-                ((CHUNKS, c.job_id, c.start, c.end) for c in chunks),
-            )
+            enqueue(conn, chunks)
 
-    def receive(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
-        return self._receive(CHUNKS, max_messages, visibility_timeout)
+    def receive(
+        self, max_messages: int, visibility_timeout: float, owner: str = ""
+    ) -> list[Delivery]:
+        return self._receive(CHUNKS, max_messages, visibility_timeout, owner)
 
-    def receive_dead(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
-        return self._receive(DEAD, max_messages, visibility_timeout)
+    def receive_dead(
+        self, max_messages: int, visibility_timeout: float, owner: str = ""
+    ) -> list[Delivery]:
+        return self._receive(DEAD, max_messages, visibility_timeout, owner)
 
-    def _receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[Delivery]:
+    def _receive(
+        self, queue: str, max_messages: int, visibility_timeout: float, owner: str
+    ) -> list[Delivery]:
         now = time.time()
         visible = (
             'SELECT id, job_id, start, "end", receive_count FROM messages'
@@ -66,7 +83,7 @@ class SqliteChunkQueue:
                 conn.execute(
                     "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,"
                     " receipt = ?, owner = ? WHERE id = ?",
-                    (now + visibility_timeout, receipt, os.getpid(), message_id),
+                    (now + visibility_timeout, receipt, owner, message_id),
                 )
                 deliveries.append(Delivery(ChunkRef(JobId(job_id), start, end), receipt, count + 1))
         return deliveries
@@ -83,23 +100,63 @@ class SqliteChunkQueue:
             )
 
     def release(self, receipt: str) -> None:
-        """Hand a message back unprocessed (a clean shutdown): visible now, receive uncounted."""
+        """Hand a message back unprocessed: visible now, its receive count standing."""
         with self.db.write() as conn:
             conn.execute(
-                "UPDATE messages SET visible_at = 0, receive_count = MAX(receive_count - 1, 0),"
-                " receipt = NULL, owner = NULL WHERE receipt = ?",
+                "UPDATE messages SET visible_at = 0, receipt = NULL, owner = NULL"
+                " WHERE receipt = ?",
                 (receipt,),
             )
 
-    def release_owner(self, pid: int) -> int:
-        """Make the messages a dead worker process held visible now rather than after their
-        visibility timeout; their receive counts stand, so a poison chunk still dead-letters."""
+    # -- leases -------------------------------------------------------------------------------
+
+    def heartbeat(self, owner: str, now: float) -> None:
         with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO owners (token, seen_at) VALUES (?, ?)"
+                " ON CONFLICT (token) DO UPDATE SET seen_at = excluded.seen_at",
+                (owner, now),
+            )
+
+    def reclaim(self, owner: str | None, now: float, dead_after: float) -> int:
+        """A message received without an owner ('', as tests do by hand) is never reclaimed."""
+        held: tuple[str, tuple[object, ...]]
+        forget: tuple[str, tuple[object, ...]]
+        if owner is None:
+            held = (
+                "owner != '' AND owner NOT IN (SELECT token FROM owners WHERE seen_at >= ?)",
+                (now - dead_after,),
+            )
+            forget = ("seen_at < ?", (now - dead_after,))
+        else:
+            held, forget = ("owner = ?", (owner,)), ("token = ?", (owner,))
+        # Look before taking the write lock: a sweep every second must cost nothing when idle.
+        if owner is None and not self._reclaimable(now, held, forget):
+            return 0
+        with self.db.write() as conn:
+            conn.execute(f"DELETE FROM owners WHERE {forget[0]}", forget[1])
             return conn.execute(
                 "UPDATE messages SET visible_at = 0, receipt = NULL, owner = NULL"
-                " WHERE owner = ? AND receipt IS NOT NULL",
-                (pid,),
+                f" WHERE receipt IS NOT NULL AND visible_at > ? AND {held[0]}",
+                (now, *held[1]),
             ).rowcount
+
+    def _reclaimable(
+        self,
+        now: float,
+        held: tuple[str, tuple[object, ...]],
+        forget: tuple[str, tuple[object, ...]],
+    ) -> bool:
+        conn = self.db.connection()
+        found = conn.execute(
+            "SELECT 1 FROM messages WHERE receipt IS NOT NULL AND visible_at > ?"
+            f" AND {held[0]} LIMIT 1",
+            (now, *held[1]),
+        ).fetchone()
+        return found is not None or (
+            conn.execute(f"SELECT 1 FROM owners WHERE {forget[0]} LIMIT 1", forget[1]).fetchone()
+            is not None
+        )
 
     def depth(self) -> dict[str, int]:
         rows = (

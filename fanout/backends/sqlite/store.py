@@ -1,8 +1,10 @@
 """The job, chunk, outbox and idempotency stores on SQLite.
 
 Fan-in is exact because recording a chunk result is one transaction: insert the result only if
-the chunk is still live, move the job's counters, mark the chunk done and release the next chunk
-of the window. A repeat finds the chunk done and changes nothing.
+the chunk is still live, move the job's counters, mark the chunk done, release the next chunk
+of the window into the queue and delete the recorded chunk's message. A repeat finds the chunk
+done and changes nothing. Every release enqueues its chunks in the transaction that releases
+them (the queue is in the same file), so no crash can leave a released chunk without a message.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any, NamedTuple
 from pydantic_core import from_json, to_json
 
 from fanout.backends.sqlite.db import Database
-from fanout.errors import IdempotencyConflict, IdempotencyMismatch
+from fanout.backends.sqlite.queue import enqueue
+from fanout.errors import IdempotencyConflict, IdempotencyMismatch, JobExists
 from fanout.models import (
     ChunkInput,
     ChunkRef,
@@ -28,6 +31,7 @@ from fanout.models import (
     JobId,
     JobOptions,
     JobStatus,
+    KeyClaim,
     NewJob,
     Page,
     RecordOutcome,
@@ -69,15 +73,23 @@ def _event(row: sqlite3.Row | tuple[Any, ...], offset: int, job_id: str) -> Webh
     )
 
 
+def _options(job: NewJob) -> bytes:
+    """The options but the window, which lives in its own column (it changes while running)."""
+    options = dataclasses.asdict(job.options)
+    del options["max_concurrency"]
+    return to_json(options)
+
+
 def _job(row: tuple[Any, ...]) -> Job:
-    options = JobOptions(**from_json(row[5]))
+    options = from_json(row[5])
+    options["max_concurrency"] = row[6]  # files of earlier versions also kept it here
     return Job(
         id=JobId(row[0]),
         tenant=TenantId(row[1]),
         task=row[2],
         status=JobStatus(row[3]),
         params=from_json(row[4]),
-        options=dataclasses.replace(options, max_concurrency=row[6]),
+        options=JobOptions(**options),
         webhook_url=row[7],
         total=row[8],
         succeeded=row[9],
@@ -118,7 +130,10 @@ class SqliteStore:
             job.created_at + job.options.timeout_seconds if job.options.timeout_seconds else None
         )
         window = job.options.max_concurrency
+        released = [ChunkRef(job.id, c.start, c.end) for c in chunks[:window]]
         with self.db.write(durable=True) as conn:
+            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job.id,)).fetchone():
+                raise JobExists(job.id)
             conn.execute(
                 "INSERT INTO jobs (id, tenant, task, status, params, options, max_concurrency,"
                 " webhook_url, webhook_secret, total, created_at, deadline, updated_at)"
@@ -128,7 +143,7 @@ class SqliteStore:
                     job.tenant,
                     job.task,
                     to_json(job.params),
-                    to_json(dataclasses.asdict(job.options)),
+                    _options(job),
                     window,
                     job.webhook.url if job.webhook else None,
                     job.webhook.secret if job.webhook else None,
@@ -145,7 +160,8 @@ class SqliteStore:
                     for i, c in enumerate(chunks)
                 ),
             )
-        return [ChunkRef(job.id, c.start, c.end) for c in chunks[:window]]
+            enqueue(conn, released)
+        return released
 
     def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:
         row = (
@@ -186,6 +202,22 @@ class SqliteStore:
                 (max_concurrency, job_id, *ACTIVE),
             ).rowcount
             return self._release(conn, job_id, max_concurrency) if changed else []
+
+    def unstarted_chunks(self) -> int:
+        """Counted on a partial index: chunks leave it when they start or their job ends."""
+        (count,) = (
+            self.db.connection()
+            .execute("SELECT COUNT(*) FROM chunks WHERE state IN ('pending', 'released')")
+            .fetchone()
+        )
+        return int(count)
+
+    def probe(self, now: float) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = ?",
+                (now, now),
+            )
 
     def result_blocks(self, job_id: JobId, start: int) -> Iterator[tuple[int, bytes]]:
         """Each recorded chunk's (first index, outcome lines) from item `start` on, in order."""
@@ -229,9 +261,12 @@ class SqliteStore:
             ).rowcount
             if not claimed:
                 return False
-            # The inputs of chunks that will never run are dead weight now.
+            # The inputs of chunks that will never run are dead weight now, and those chunks
+            # are no longer waiting to start.
             conn.execute(
-                "UPDATE chunks SET items = NULL WHERE job_id = ? AND items IS NOT NULL", (job_id,)
+                "UPDATE chunks SET items = NULL, state = CASE WHEN state IN ('pending', 'released')"
+                " THEN 'dropped' ELSE state END WHERE job_id = ? AND items IS NOT NULL",
+                (job_id,),
             )
             if event is not None:
                 conn.execute(
@@ -283,8 +318,12 @@ class SqliteStore:
             )
             return live.items
 
-    def record_chunk_result(self, chunk: ChunkRef, result: ChunkResult) -> RecordOutcome:
+    def record_chunk_result(
+        self, chunk: ChunkRef, result: ChunkResult, receipt: str | None = None
+    ) -> RecordOutcome:
         with self.db.write() as conn:
+            if receipt is not None:
+                conn.execute("DELETE FROM messages WHERE receipt = ?", (receipt,))
             live = self._live(conn, chunk)
             if live is None:
                 return RecordOutcome(counted=False)
@@ -320,6 +359,7 @@ class SqliteStore:
                 " VALUES (?, ?, ?, 'released', ?)",
                 ((half.job_id, half.start, half.end, to_json(part)) for half, part in halves),
             )
+            enqueue(conn, [half for half, _ in halves])
             return [half for half, _ in halves]
 
     def release_window(self, job_id: JobId) -> list[ChunkRef]:
@@ -331,11 +371,18 @@ class SqliteStore:
             if row is None:
                 return []
             conn.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (time.time(), job_id))
-            in_flight = conn.execute(
-                'SELECT start, "end" FROM chunks WHERE job_id = ? AND state IN (?, ?)',
-                (job_id, *IN_FLIGHT),
-            ).fetchall()
-            return _refs(job_id, in_flight) + self._release(conn, job_id, row[0])
+            # Exactly the in-flight chunks without a message: nothing is sent twice.
+            lost = _refs(
+                job_id,
+                conn.execute(
+                    'SELECT c.start, c."end" FROM chunks c WHERE c.job_id = ? AND c.state IN (?, ?)'
+                    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.job_id = c.job_id"
+                    ' AND m.start = c.start AND m."end" = c."end")',
+                    (job_id, *IN_FLIGHT),
+                ).fetchall(),
+            )
+            enqueue(conn, lost)
+            return lost + self._release(conn, job_id, row[0])
 
     def _release(self, conn: sqlite3.Connection, job_id: JobId, window: int) -> list[ChunkRef]:
         """Release pending chunks, in input order, until `window` chunks are in flight."""
@@ -354,7 +401,9 @@ class SqliteStore:
             "UPDATE chunks SET state = 'released' WHERE job_id = ? AND start = ? AND \"end\" = ?",
             ((job_id, start, end) for start, end in rows),
         )
-        return _refs(job_id, rows)
+        released = _refs(job_id, rows)
+        enqueue(conn, released)
+        return released
 
     # -- reconciler ---------------------------------------------------------------------------
 
@@ -385,6 +434,25 @@ class SqliteStore:
         )
         return [e for row in rows if (e := _event(row, 0, row[8])) is not None]
 
+    def claim_attempt(self, event: WebhookEvent, now: float, lease_until: float) -> bool:
+        with self.db.write() as conn:
+            return (
+                conn.execute(
+                    "UPDATE outbox SET next_attempt_at = ? WHERE event_id = ?"
+                    " AND status = 'pending' AND attempts = ? AND next_attempt_at <= ?",
+                    (lease_until, event.id, event.attempts, now),
+                ).rowcount
+                == 1
+            )
+
+    def undelivered(self) -> int:
+        (count,) = (
+            self.db.connection()
+            .execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+            .fetchone()
+        )
+        return int(count)
+
     def record_attempt(
         self,
         event_id: EventId,
@@ -406,26 +474,35 @@ class SqliteStore:
 
     # -- idempotency keys ---------------------------------------------------------------------
 
-    def begin(self, tenant: TenantId, key: str, fingerprint: str, now: float) -> bytes | None:
+    def claim(
+        self, tenant: TenantId, key: str, fingerprint: str, job_id: JobId, now: float, lease: float
+    ) -> KeyClaim:
         with self.db.write() as conn:
             row = conn.execute(
-                "SELECT fingerprint, response, created_at FROM idempotency"
+                "SELECT fingerprint, response, created_at, job_id, claimed_at FROM idempotency"
                 " WHERE tenant = ? AND key = ?",
                 (tenant, key),
             ).fetchone()
             if row is None or row[2] < now - IDEMPOTENCY_TTL:
                 conn.execute(
-                    "INSERT OR REPLACE INTO idempotency (tenant, key, fingerprint, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (tenant, key, fingerprint, now),
+                    "INSERT OR REPLACE INTO idempotency"
+                    " (tenant, key, fingerprint, created_at, job_id, claimed_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (tenant, key, fingerprint, now, job_id, now),
                 )
-                return None
-            if row[0] != fingerprint:
+                return KeyClaim(job_id)
+            held, response, _, bound, claimed_at = row
+            if held != fingerprint:
                 raise IdempotencyMismatch(key)
-            if row[1] is None:
+            if response is not None:
+                return KeyClaim(JobId(bound), response)
+            if claimed_at > now - lease:
                 raise IdempotencyConflict(key)
-            response: bytes = row[1]
-            return response
+            conn.execute(  # its holder is gone: take the key over, bound to the same job
+                "UPDATE idempotency SET claimed_at = ? WHERE tenant = ? AND key = ?",
+                (now, tenant, key),
+            )
+            return KeyClaim(JobId(bound))
 
     def finish(self, tenant: TenantId, key: str, response: bytes) -> None:
         with self.db.write() as conn:
