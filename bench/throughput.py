@@ -2,12 +2,15 @@
 
 For each system, size and repeat: submit N items, wait for the completion signal (fanout: the
 webhook), check every item succeeded, and note the seconds and the peak RSS of the system's
-whole process tree over that run. Prints a table; `--json` writes the figures to stdout.
+whole process tree over that run. With `--floor`, `multiprocessing.Pool.map` over the same items
+runs too, as the floor. Prints a table, the issue's targets met or missed, and how the time grows
+with N (linear: ten times the items, ten times the time); `--json` writes the figures to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -25,15 +28,14 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.fanout_system import FanoutSystem
+from bench.peers.multiprocessing_system import MultiprocessingSystem
 from bench.rss import RssSampler
 from bench.system import BenchError, System
 
 MB = 1_000_000
 DEPHASE_SECONDS = 0.1
-# The issue's targets on a 2-core machine, for 100,000 no-op items.
-TARGET_ITEMS = 100_000
-TARGET_SECONDS = 2.0
-TARGET_RSS_BYTES = 500 * MB
+# The issues' targets on a 2-core machine: (items, seconds POST to webhook, peak RSS).
+TARGETS = {100_000: (2.0, 500 * MB), 1_000_000: (3.0, 300 * MB)}
 
 
 @dataclass(frozen=True)
@@ -143,16 +145,42 @@ def milestone_table(measurements: Sequence[Measurement]) -> Table | None:
 def verdicts(measurements: Sequence[Measurement]) -> list[str]:
     lines = []
     for m in measurements:
-        if m.items != TARGET_ITEMS:
+        if m.system != "fanout" or m.items not in TARGETS:
             continue
-        time_ok = m.median < TARGET_SECONDS
-        rss_ok = m.peak_rss_bytes < TARGET_RSS_BYTES
+        seconds, rss = TARGETS[m.items]
+        time_ok, rss_ok = m.median < seconds, m.peak_rss_bytes < rss
         lines.append(
-            f"{m.system}: {m.items:,} items in {m.median:.3f} s (target < {TARGET_SECONDS} s:"
+            f"{m.system}: {m.items:,} items in {m.median:.3f} s (target < {seconds} s:"
             f" {'met' if time_ok else 'MISSED'}), peak RSS {m.peak_rss_bytes / MB:,.0f} MB"
-            f" (target < {TARGET_RSS_BYTES / MB:,.0f} MB: {'met' if rss_ok else 'MISSED'})"
+            f" (target < {rss / MB:,.0f} MB: {'met' if rss_ok else 'MISSED'})"
         )
+    return lines + growth(measurements)
+
+
+def growth(measurements: Sequence[Measurement]) -> list[str]:
+    """For each system, each size's time against the next smaller size's, scaled by the
+    ratio of their items: 1.00 is linear, above it worse than linear."""
+    lines = []
+    for system in dict.fromkeys(m.system for m in measurements):
+        sizes = sorted((m for m in measurements if m.system == system), key=lambda m: m.items)
+        for smaller, larger in itertools.pairwise(sizes):
+            ratio = (larger.median / smaller.median) / (larger.items / smaller.items)
+            lines.append(
+                f"{system}: {larger.items:,} items took {larger.median / smaller.median:.1f}x the"
+                f" time of {smaller.items:,} ({ratio:.2f} of linear)"
+            )
     return lines
+
+
+def floor_ratios(measurements: Sequence[Measurement]) -> list[str]:
+    """fanout's median beside the floor's at each size, in the same run."""
+    floor = {m.items: m for m in measurements if m.system == "multiprocessing"}
+    return [
+        f"fanout: {m.items:,} items in {m.median:.3f} s, {m.median / floor[m.items].median:.1f}x"
+        f" multiprocessing.Pool.map's {floor[m.items].median:.3f} s"
+        for m in measurements
+        if m.system == "fanout" and m.items in floor
+    ]
 
 
 def _sizes(text: str) -> list[int]:
@@ -185,6 +213,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="json",
         help="submit the job as one JSON object (default) or its items as a streamed NDJSON body",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time multiprocessing.Pool.map over the same items (the floor)",
+    )
     parser.add_argument("--json", action="store_true", help="write the figures as JSON to stdout")
 
 
@@ -200,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
     progress = Console(stderr=True)
     signal.signal(signal.SIGTERM, _interrupt)
     systems: list[System] = [FanoutSystem(args.workers, args.chunk_size, args.body)]
+    if args.floor:
+        systems.append(MultiprocessingSystem(args.workers or os.cpu_count() or 1))
     measurements: list[Measurement] = []
     overall: dict[str, int] = {}
     try:
@@ -217,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     phases = milestone_table(measurements)
     if phases is not None:
         out.print(phases)
-    for line in verdicts(measurements):
+    for line in verdicts(measurements) + floor_ratios(measurements):
         out.print(line)
     if args.json:
         report = {

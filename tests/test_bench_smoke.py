@@ -61,6 +61,32 @@ def test_the_export_benchmark_reads_a_tiny_job_both_ways() -> None:
     assert "vs pages" in done.stderr.decode()
 
 
+def test_the_throughput_benchmark_streams_ndjson_beside_the_floor_for_a_tiny_run() -> None:
+    """The million-item run at a tiny size: items as a streamed NDJSON body, several sizes,
+    the multiprocessing floor in the same run, and how time grows with N."""
+    command = ["throughput", "--sizes", "100,1000", "--repeat", "1", "--workers", "1"]
+    command += ["--body", "ndjson", "--floor", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *command],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert report["body"] == "ndjson"
+    assert [(r["system"], r["items"]) for r in report["results"]] == [
+        ("fanout", 100),
+        ("fanout", 1000),
+        ("multiprocessing", 100),
+        ("multiprocessing", 1000),
+    ]
+    printed = " ".join(done.stderr.decode().split())  # the table wraps long lines
+    assert "fanout: 1,000 items took" in printed and "of linear" in printed
+    assert "multiprocessing.Pool.map's" in printed
+
+
 class RecordingFanout(FanoutSystem):
     """Notes the server's process tree just before stopping it."""
 
