@@ -56,6 +56,7 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         Table,
     )
     from fanout.backends.aws.bootstrap import queue_names, queue_url
+    from fanout.backends.aws.inputs import S3InputFiles
     from fanout.backends.aws.notices import SqsNotificationQueue
     from fanout.backends.aws.outputs import S3FinalOutputs
     from fanout.backends.aws.stats import DynamoTaskStats
@@ -93,6 +94,7 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         ),
         # Without a bucket there is nowhere to write it: results are read from the table.
         outputs=S3FinalOutputs(blobs) if settings.bucket else None,
+        inputs=S3InputFiles(settings.bucket, clients.s3),
         stats=DynamoTaskStats(table),
         chunk_overhead=AWS_CHUNK_OVERHEAD,
     )
