@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic_core import to_json
 
 from fanout import __version__
-from fanout.api import problems
+from fanout.api import docs, problems
 from fanout.api.keys import ApiKeys, load_api_keys
 from fanout.api.routes import events, jobs, tasks, ui
 from fanout.api.schemas import JobCreate
@@ -41,6 +41,8 @@ def create_app(
         title="fanout",
         version=__version__,
         description="Fan a job's items out to workers, fan the results back in, in input order.",
+        docs_url=None,  # docs.mount serves both pages from installed assets
+        redoc_url=None,
     )
     app.state.service = service or build(settings)
     app.state.api_keys = api_keys or load_api_keys(settings)
@@ -54,6 +56,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(tasks.router)
     ui.mount(app)
+    docs.mount(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
