@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(
-    r"(?:<!-- readme: (?P<role>[^>]*?) -->\n)?```(?P<lang>\w*)\n(?P<code>.*?)```", re.S
+    r"(?:<!-- readme: (?P<role>[^>]*?) -->\n[ \t]*)?```(?P<lang>\w*)\n(?P<code>.*?)```", re.S
 )
 
 
@@ -39,9 +40,14 @@ class Block:
 def blocks(text: str | None = None) -> list[Block]:
     text = README.read_text() if text is None else text
     return [
-        Block(m["role"] or "", m["lang"], m["code"], text.count("\n", 0, m.start()) + 1)
+        Block(m["role"] or "", m["lang"], _dedent(m["code"]), text.count("\n", 0, m.start()) + 1)
         for m in BLOCK.finditer(text)
     ]
+
+
+def _dedent(code: str) -> str:
+    """A block inside a list item is indented with it."""
+    return textwrap.dedent(code)
 
 
 def first(role: str) -> Block:
