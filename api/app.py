@@ -12,7 +12,7 @@ from pydantic_core import to_json
 from fanout import __version__
 from fanout.api import docs, problems
 from fanout.api.keys import ApiKeys, load_api_keys
-from fanout.api.routes import events, jobs, tasks, ui
+from fanout.api.routes import events, jobs, status, tasks, ui
 from fanout.api.schemas import JobCreate
 from fanout.api.watch import JobWatches
 from fanout.service import Fanout
@@ -52,6 +52,7 @@ def create_app(
         settings.stream_max_seconds,
     )
     problems.install(app)
+    app.include_router(status.router)  # first: the route polled most
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(tasks.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import compare, cost, export, throughput
+from bench import compare, cost, export, status, throughput
 
 
 def main() -> int:
@@ -32,8 +32,13 @@ def main() -> int:
             "export", help="results as JSON Lines vs JSON pages", description=export.__doc__
         )
     )
+    status.add_arguments(
+        benchmarks.add_parser(
+            "status", help="GET /jobs/{id} vs a bare FastAPI route", description=status.__doc__
+        )
+    )
     args = parser.parse_args()
-    runs = {"cost": cost.run, "compare": compare.run, "export": export.run}
+    runs = {"cost": cost.run, "compare": compare.run, "export": export.run, "status": status.run}
     return runs.get(args.benchmark, throughput.run)(args)
 
 

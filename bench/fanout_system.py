@@ -106,6 +106,11 @@ class FanoutSystem:
             return ""
         return (self.data_dir / "serve.log").read_text(errors="replace")[-2000:]
 
+    @property
+    def api_pid(self) -> int | None:
+        """`fanout serve`'s own process, where uvicorn serves the API."""
+        return None if self.process is None else self.process.pid
+
     def root_pids(self) -> list[int]:
         return [] if self.process is None else [self.process.pid]
 

@@ -9,6 +9,7 @@ alternate between the two servers and the median round is reported.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
+import psutil
 from fastapi import FastAPI
 
 from bench.fanout_system import STARTUP_SECONDS, FanoutSystem, free_port, stop_tree
@@ -44,6 +46,9 @@ class Load:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
+    # CPU time (user + system) the server process spent per request: less sensitive than
+    # requests/s to other work on a shared machine. 0 where it was not measured.
+    cpu_us_per_request: float = 0.0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -63,12 +68,31 @@ def parse_wrk(output: str) -> Load:
     return Load(float(rps.group(1)), ms(found["50"]), ms(found["99"]))
 
 
-def wrk(url: str, seconds: float) -> Load:
+def requests_made(output: str) -> int:
+    found = re.search(r"(\d+) requests in", output)
+    return int(found.group(1)) if found else 0
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def wrk(url: str, seconds: float, server_pid: int | None = None) -> Load:
+    """One wrk run; with `server_pid`, also the CPU that process spent per request."""
     command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "--latency", url]
+    cpu = _cpu_seconds(server_pid)
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    cpu = _cpu_seconds(server_pid) - cpu
     if done.returncode != 0:
         raise BenchError(f"wrk failed: {done.stderr[-500:]}")
-    return parse_wrk(done.stdout)
+    load = parse_wrk(done.stdout)
+    made = requests_made(done.stdout)
+    if server_pid is None or not made:
+        return load
+    return dataclasses.replace(load, cpu_us_per_request=cpu / made * 1e6)
 
 
 class BareServer:
@@ -97,6 +121,10 @@ class BareServer:
                         self.process.wait(0.05)
         raise BenchError("the bare server did not answer in time")
 
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
     def stop(self) -> None:
         if self.process is not None:
             stop_tree(self.process)
@@ -120,8 +148,8 @@ def measure(fanout: FanoutSystem, seconds: float, rounds: int) -> dict[str, Any]
     try:
         loads: dict[str, list[Load]] = {"GET /jobs/{id}": [], "bare FastAPI route": []}
         for _ in range(rounds):
-            loads["bare FastAPI route"].append(wrk(bare.url, seconds))
-            loads["GET /jobs/{id}"].append(wrk(job_url, seconds))
+            loads["bare FastAPI route"].append(wrk(bare.url, seconds, bare.pid))
+            loads["GET /jobs/{id}"].append(wrk(job_url, seconds, fanout.api_pid))
     finally:
         bare.stop()
     report: dict[str, Any] = {"load_generator": LOAD_GENERATOR, "seconds": seconds}

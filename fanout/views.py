@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,8 +10,13 @@ from fanout.models import Job
 
 
 def timestamp(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
+    return None if seconds is None else _rfc3339(seconds)
+
+
+# Clients poll the same jobs over and over: their three timestamps repeat, and formatting one
+# costs more than the dict lookup that finds it.
+@functools.lru_cache(maxsize=4096)
+def _rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 

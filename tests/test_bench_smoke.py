@@ -87,6 +87,27 @@ def test_the_throughput_benchmark_streams_ndjson_beside_the_floor_for_a_tiny_run
     assert "multiprocessing.Pool.map's" in printed
 
 
+@pytest.mark.skipif(
+    bool(http_load.missing()) and not os.environ.get("CI"), reason="wrk not installed"
+)
+def test_the_status_benchmark_prints_both_routes_and_their_ratio() -> None:
+    command = ["status", "--seconds", "1", "--rounds", "1", "--workers", "1", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *command],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    for route in ("GET /jobs/{id}", "bare FastAPI route"):
+        assert report[route]["requests_per_second"] > 0
+        assert report[route]["cpu_us_per_request"] > 0
+    assert report["ratio"] > 0
+    assert "vs bare" in done.stderr.decode()
+
+
 class RecordingFanout(FanoutSystem):
     """Notes the server's process tree just before stopping it."""
 

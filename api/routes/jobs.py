@@ -106,11 +106,6 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobPublic)
-async def get_job(job_id: str, service: Service, tenant: Tenant) -> Response:
-    return json_response(public_job(service.get(tenant, JobId(job_id))))
-
-
 @router.patch("/{job_id}", response_model=JobPublic)
 async def update_job(job_id: str, patch: JobPatch, service: Service, tenant: Tenant) -> Response:
     """Change `max_concurrency` while the job runs; a wider window releases chunks at once."""
