@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NewType
@@ -78,11 +79,17 @@ class ChunkInput:
 
 @dataclass(frozen=True)
 class ChunkResult:
-    """One outcome line per item, as JSON Lines in input order, with the chunk's tallies."""
+    """One outcome line per item, as JSON Lines in input order, with the chunk's tallies and
+    what running it used: item attempts (retries included) and seconds of the worker's time."""
 
     succeeded: int
     failed: int
     lines: bytes
+    attempts: int = 0
+    seconds: float = 0.0
+    # The billable requests running the chunk made so far (AWS), by kind: a live tally that
+    # the store reads when it writes the result.
+    requests: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,8 @@ class NewJob:
     webhook: Webhook | None
     total: int
     created_at: float
+    # The billable requests storing the job made (AWS), read when its item is written.
+    requests: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,18 @@ class WebhookEvent:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What a job has used so far, recorded with each chunk's result: chunk runs, item attempts
+    (retries included), seconds of worker time and, where they are billed by the request (AWS),
+    the requests it made by kind (`fanout.pricing.USAGE_PRICES` names the kinds)."""
+
+    chunks: int = 0
+    attempts: int = 0
+    worker_seconds: float = 0.0
+    requests: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Job:
     id: JobId
     tenant: TenantId
@@ -140,6 +161,8 @@ class Job:
     event: WebhookEvent | None = None
     # Where the ordered final output was written (AWS: an S3 URI); None where none is written.
     output: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    redrive_count: int = 0
 
     @property
     def cancelled(self) -> int:

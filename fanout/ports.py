@@ -81,9 +81,11 @@ class JobStore(Protocol):
         reduce_value: Any,
         error: str | None,
         event: WebhookEvent | None,
+        requests: Mapping[str, float] | None = None,
     ) -> bool:
         """Move a non-terminal job to `status` and queue its completion event, at most once:
-        True for the one caller that made the transition, False for everyone after."""
+        True for the one caller that made the transition, False for everyone after. A store
+        that keeps usage by request adds `requests` (finalizing's) in the same write."""
         ...
 
 

@@ -135,3 +135,18 @@ def price(
     for service, seconds in (gb_seconds or {}).items():
         lines[service, "GB-seconds"] = seconds * per_gb_second[service]
     return Bill(lines)
+
+
+# What one unit of each kind of request a job's usage counts costs (`fanout.models.Usage`).
+USAGE_PRICES: dict[str, float] = {
+    "dynamodb write units": DYNAMODB_PER_MILLION_WRU / 1e6,
+    "dynamodb read units": DYNAMODB_PER_MILLION_RRU / 1e6,
+    "sqs requests": SQS_PER_MILLION_REQUESTS / 1e6,
+    "s3 put requests": S3_PER_THOUSAND_PUT / 1e3,
+    "s3 get requests": S3_PER_THOUSAND_GET / 1e3,
+}
+
+
+def usage_cost(requests: Mapping[str, float]) -> dict[str, float]:
+    """Dollars by kind for a job's counted requests, at the list prices above."""
+    return {kind: count * USAGE_PRICES.get(kind, 0.0) for kind, count in requests.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import signal
@@ -82,7 +83,15 @@ def _armed(seconds: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
 
 
-def _call_sync(task: TaskDef, item: Any, params: dict[str, Any], policy: RunPolicy) -> Any:
+class _Tally:
+    """Retries made while running one chunk: its usage is items run plus retries."""
+
+    retries = 0
+
+
+def _call_sync(
+    task: TaskDef, item: Any, params: dict[str, Any], policy: RunPolicy, tally: _Tally
+) -> Any:
     attempt = 0
     while True:
         attempt += 1
@@ -92,6 +101,7 @@ def _call_sync(task: TaskDef, item: Any, params: dict[str, Any], policy: RunPoli
         except Exception as error:
             if not _retryable(error) or attempt >= policy.max_attempts:
                 return _Failure(error, attempt)
+            tally.retries += 1
             time.sleep(policy.delay(attempt, error))
 
 
@@ -109,7 +119,12 @@ async def _within(call: Awaitable[Any], seconds: float | None) -> Any:
 
 
 async def _call_async(
-    task: TaskDef, item: Any, params: dict[str, Any], policy: RunPolicy, gate: asyncio.Semaphore
+    task: TaskDef,
+    item: Any,
+    params: dict[str, Any],
+    policy: RunPolicy,
+    gate: asyncio.Semaphore,
+    tally: _Tally,
 ) -> Any:
     attempt = 0
     async with gate:
@@ -121,14 +136,16 @@ async def _call_async(
             except Exception as error:
                 if not _retryable(error) or attempt >= policy.max_attempts:
                     return _Failure(error, attempt)
+                tally.retries += 1
                 await asyncio.sleep(policy.delay(attempt, error))
 
 
 async def _gather(
-    task: TaskDef, items: list[Any], params: dict[str, Any], policy: RunPolicy
+    task: TaskDef, items: list[Any], params: dict[str, Any], policy: RunPolicy, tally: _Tally
 ) -> list[Any]:
     gate = asyncio.Semaphore(policy.async_concurrency)
-    return await asyncio.gather(*(_call_async(task, i, params, policy, gate) for i in items))
+    calls = (_call_async(task, i, params, policy, gate, tally) for i in items)
+    return await asyncio.gather(*calls)
 
 
 def _validated(task: TaskDef, items_json: bytes) -> list[Any]:
@@ -149,17 +166,21 @@ def _validated(task: TaskDef, items_json: bytes) -> list[Any]:
 def run_chunk(
     task: TaskDef, start: int, items_json: bytes, params: dict[str, Any], policy: RunPolicy
 ) -> ChunkResult:
+    began = time.monotonic()
+    tally = _Tally()
     items = _validated(task, items_json)
     valid = [item for item in items if not isinstance(item, _Failure)]
     if task.is_async:
-        ran = iter(asyncio.run(_gather(task, valid, params, policy)))
+        ran = iter(asyncio.run(_gather(task, valid, params, policy, tally)))
         outputs = [item if isinstance(item, _Failure) else next(ran) for item in items]
     else:
         outputs = [
-            item if isinstance(item, _Failure) else _call_sync(task, item, params, policy)
+            item if isinstance(item, _Failure) else _call_sync(task, item, params, policy, tally)
             for item in items
         ]
-    return _encode(_dumper(task), start, outputs)
+    result = _encode(_dumper(task), start, outputs)
+    attempts = len(valid) + tally.retries
+    return dataclasses.replace(result, attempts=attempts, seconds=time.monotonic() - began)
 
 
 def _dumper(task: TaskDef) -> Callable[[Any], bytes]:
@@ -191,4 +212,5 @@ def _encode(dump: Callable[[Any], bytes], start: int, outputs: list[Any]) -> Chu
 
 def failed_chunk(start: int, end: int, error: BaseException, attempts: int) -> ChunkResult:
     """Every item of a chunk failed with the same error (a lost worker, an unknown task)."""
-    return _encode(lambda _: b"", start, [_Failure(error, attempts)] * (end - start))
+    result = _encode(lambda _: b"", start, [_Failure(error, attempts)] * (end - start))
+    return dataclasses.replace(result, attempts=attempts * (end - start))

@@ -33,6 +33,21 @@ class WebhookPublic(BaseModel):
     attempts: list[WebhookAttempt]
 
 
+class UsagePublic(BaseModel):
+    chunks: int = Field(description="Chunk runs recorded (a redrive's runs add to them).")
+    attempts: int = Field(description="Item attempts, retries included.")
+    worker_seconds: float = Field(description="Seconds workers spent running the job's chunks.")
+    requests: dict[str, float] = Field(
+        description="AWS: billable requests the job made, by kind (DynamoDB in request units);"
+        " empty on the embedded backend."
+    )
+    cost: dict[str, float] = Field(description="Their price in US dollars, by kind.")
+    cost_usd: float | None = Field(
+        description="Their total price at `fanout.pricing`'s list prices; null where nothing is"
+        " billed by the request."
+    )
+
+
 class JobPublic(BaseModel):
     id: str
     task: str
@@ -55,6 +70,10 @@ class JobPublic(BaseModel):
         description="Where the ordered results were written as JSON Lines once the job ended"
         " (AWS: `s3://<bucket>/outputs/<job id>.jsonl`); null where none is written."
     )
+    redrive_count: int = Field(
+        default=0, description="How often the job's failed or unrun items were run again."
+    )
+    usage: UsagePublic | None = None
     webhook: WebhookPublic | None
 
 

@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -112,6 +113,8 @@ class Backend:
     # where workers scale out to each job's window (Lambda).
     chunk_overhead: float = 0.003
     workers: int | None = None
+    # AWS: a scope counting the billable requests made inside it, for each job's usage.
+    metered: Callable[[], AbstractContextManager[Mapping[str, float]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -277,7 +280,10 @@ class Fanout:
             total=intake.total,
             created_at=time.time(),
         )
-        released = self.backend.jobs.create_job(new, chunks)
+        with self._metered() as requests:
+            released = self.backend.jobs.create_job(
+                dataclasses.replace(new, requests=requests), chunks
+            )
         crash_point("submit.stored")
         try:
             self._send(released)
@@ -516,6 +522,17 @@ class Fanout:
     def process(self, delivery: Delivery) -> None:
         """Run one delivered chunk and record it. A chunk that is no longer live (done, split, or
         its job ended) is acknowledged without running."""
+        with self._metered() as requests:
+            recorded = self._run(delivery, requests)
+        if not recorded:
+            self.backend.queue.delete(delivery.receipt)
+
+    def _metered(self) -> AbstractContextManager[Mapping[str, float]]:
+        """A scope counting the requests made in it, where the backend bills by the request."""
+        return self.backend.metered() if self.backend.metered is not None else nullcontext({})
+
+    def _run(self, delivery: Delivery, requests: Mapping[str, float]) -> bool:
+        """Run and record a live chunk (True); False for one that is not live any more."""
         chunk = delivery.chunk
         items = self.backend.chunks.start_chunk(chunk, time.time())
         job = self.backend.jobs.get_job(chunk.job_id) if items is not None else None
@@ -536,9 +553,9 @@ class Fanout:
                 result = runner.run_chunk(task, chunk.start, items, job.params, policy)
                 if self._times is not None:
                     self._times.observe(task.name, time.perf_counter() - started, chunk.size)
-            self._record(delivery, result)
-            return
-        self.backend.queue.delete(delivery.receipt)
+            self._record(delivery, dataclasses.replace(result, requests=requests))
+            return True
+        return False
 
     def process_dead_letter(self, delivery: Delivery) -> None:
         """A chunk that killed or hung its worker on every delivery: split it in two (as Lambda's
@@ -649,6 +666,17 @@ class Fanout:
         """Write the final output (where the backend keeps one), then claim the terminal
         transition with its completion event, then announce the event. A crash between the
         steps leaves the job active, so the reconciler repeats them; the output is the same."""
+        with self._metered() as requests:
+            return self._finish(job, status, value, error, requests)
+
+    def _finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        value: Any,
+        error: str | None,
+        requests: Mapping[str, float],
+    ) -> bool:
         output = None
         if self.backend.outputs is not None:
             ended = dataclasses.replace(job, status=status)
@@ -683,7 +711,9 @@ class Fanout:
                 "data": public_job(final),
             }
             event = dataclasses.replace(event, payload=to_json(payload))
-        claimed = self.backend.jobs.claim_completion(job.id, status, now, value, error, event)
+        claimed = self.backend.jobs.claim_completion(
+            job.id, status, now, value, error, event, requests
+        )
         if claimed:
             logs.job_finished(dataclasses.replace(job, status=status, finished_at=now, running=0))
         crash_point("finalize.claimed")

@@ -6,7 +6,8 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from fanout.models import Job
+from fanout import pricing
+from fanout.models import Job, Usage
 
 
 def timestamp(seconds: float | None) -> str | None:
@@ -48,6 +49,8 @@ def public_job(job: Job) -> dict[str, Any]:
         "result": job.reduce_value,
         "error": job.error,
         "output": job.output,
+        "redrive_count": job.redrive_count,
+        "usage": public_usage(job.usage),
         "webhook": None,
     }
     if job.webhook_url is not None:
@@ -62,3 +65,16 @@ def public_job(job: Job) -> dict[str, Any]:
             ],
         }
     return view
+
+
+def public_usage(usage: Usage) -> dict[str, Any]:
+    """Usage with the price of its requests (None where nothing is billed by the request)."""
+    cost = pricing.usage_cost(usage.requests)
+    return {
+        "chunks": usage.chunks,
+        "attempts": usage.attempts,
+        "worker_seconds": round(usage.worker_seconds, 6),
+        "requests": usage.requests,
+        "cost": cost,
+        "cost_usd": sum(cost.values()) if usage.requests else None,
+    }

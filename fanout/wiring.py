@@ -54,6 +54,7 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         S3Blobs,
         SqsChunkQueue,
         Table,
+        meter,
     )
     from fanout.backends.aws.bootstrap import queue_names, queue_url
     from fanout.backends.aws.inputs import S3InputFiles
@@ -66,6 +67,8 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         if isinstance(session_or_clients, Clients)
         else Clients.create(session_or_clients)
     )
+    for client in (clients.dynamodb, clients.sqs, clients.s3):
+        meter.attach(client)
     names = queue_names(settings)
     table = Table(settings.table, clients.dynamodb)
     blobs = S3Blobs(settings.bucket, clients.s3)
@@ -97,6 +100,7 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         inputs=S3InputFiles(settings.bucket, clients.s3),
         stats=DynamoTaskStats(table),
         chunk_overhead=AWS_CHUNK_OVERHEAD,
+        metered=meter.scope,
     )
 
 

@@ -31,6 +31,8 @@ JOB_FIELDS = {
     "result",
     "error",
     "output",
+    "redrive_count",
+    "usage",
     "webhook",
 }
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +10,8 @@ import httpx
 from httpx_sse import ServerSentEvent, connect_sse
 
 from fanout.client import Client
-from tests.e2e.harness import REPO, Launcher, Server
-from tests.e2e.test_aws_serve import aws_environment
+from tests.e2e import backends
+from tests.e2e.harness import Launcher, Server
 from tests.waiting import wait_until
 
 TOTAL = 20
@@ -139,18 +136,7 @@ def _opens(http: httpx.Client, url: str) -> bool:
 
 
 def test_events_run_on_the_aws_backend_too(fanout: Launcher, tmp_path: Path) -> None:
-    environment = aws_environment(fanout, f"events-{os.getpid()}")
-    bootstrapped = subprocess.run(
-        [sys.executable, "-m", "fanout", "aws", "bootstrap"],
-        env=environment,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    settings = dict(line.split("=", 1) for line in bootstrapped.stdout.splitlines())
-    server = fanout.serve(workers=1, env={**environment, **settings, "FANOUT_BACKEND": "aws"})
+    server = backends.serve(fanout, "aws", workers=1)
     job = gated_job(server, tmp_path, gate_at=TOTAL // 2)
     _, first = read_events(server, job["id"], stop_after=1)
     (tmp_path / "go").touch()

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fanout import task
+from fanout import Retry, task
 
 
 class Reading(BaseModel):
@@ -102,3 +102,13 @@ def fail_until_fixed(n: int, params: dict[str, Any]) -> int:
     if n in params["fail"] and not (folder / "fixed").exists():
         raise ValueError(f"item {n} is broken")
     return n * 10
+
+
+@task(max_attempts=3)
+def retry_once(n: int, params: dict[str, Any]) -> int:
+    """Asks to be retried on its first attempt at each item (a file per item remembers it)."""
+    tried = Path(params["dir"]) / f"tried-{n}"
+    if not tried.exists():
+        tried.touch()
+        raise Retry("first attempt", delay=0)
+    return n

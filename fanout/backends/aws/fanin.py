@@ -11,7 +11,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fanout.backends.aws.store import ACTIVE_VALUES, IS_ACTIVE, STATUS, DynamoJobStore
+from fanout.backends.aws.store import (
+    ACTIVE_VALUES,
+    IS_ACTIVE,
+    STATUS,
+    DynamoJobStore,
+    add_requests,
+)
 from fanout.backends.aws.table import Table, chunk_of, decode_item, job_key
 from fanout.models import ChunkRef, Counted, RecordOutcome
 
@@ -46,19 +52,28 @@ class DynamoFanIn:
         # batch brings records at or below it, and the condition refuses them. So each INSERT
         # moves the counters once, and exactly one count sees the job complete.
         not_counted_yet = "(attribute_not_exists(counted_seq) OR counted_seq < :seq)"
+        names = dict(STATUS)
+        values: dict[str, Any] = {}
+        used = add_requests(result.get("requests") or {}, names, values)
         job = self.table.update(
             job_key(chunk.job_id),
             "SET counted_seq = :seq, updated_at = :now"
-            " ADD succeeded :succeeded, failed :failed, running :freed, in_flight :minus_one",
+            " ADD succeeded :succeeded, failed :failed, running :freed, in_flight :minus_one,"
+            " usage_chunks :one, usage_attempts :attempts, usage_seconds :seconds"
+            + "".join(f", {clause}" for clause in used),
             condition=f"{IS_ACTIVE} AND {not_counted_yet}",
-            names=STATUS,
-            values={
+            names=names,
+            values=values
+            | {
                 ":seq": sequence,
                 ":now": time.time(),
                 ":succeeded": result["succeeded"],
                 ":failed": result["failed"],
                 ":freed": -result.get("was_running", 0),
                 ":minus_one": -1,
+                ":one": 1,
+                ":attempts": result.get("attempts", 0),
+                ":seconds": result.get("seconds", 0.0),
                 **ACTIVE_VALUES,
             },
             returns="ALL_NEW",

@@ -16,7 +16,7 @@ import array
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic_core import from_json, to_json
@@ -50,6 +50,7 @@ from fanout.models import (
     Page,
     RecordOutcome,
     TenantId,
+    Usage,
     WebhookEvent,
 )
 
@@ -66,6 +67,34 @@ ACTIVE_VALUES: Item = {":queued": JobStatus.QUEUED.value, ":running": JobStatus.
 STATE = {"#state": "state"}
 IS_LIVE = "#state IN (:ready, :running_chunk)"
 LIVE_VALUES: Item = {":ready": "ready", ":running_chunk": "running"}
+# A job item's count of each kind of request it made is the attribute "requests:<kind>".
+REQUESTS = "requests:"
+# The requests of each chunk that its worker does not see before the result is written: its
+# message sent, received and deleted; its result put, its item marked done, its count.
+CHUNK_FOLLOW_UPS = {"sqs requests": 3.0, "dynamodb write units": 3.0}
+OWN_WRITE = {"dynamodb write units": 1.0}  # one write of a small item
+
+
+def merged(*tallies: Mapping[str, float]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for tally in tallies:
+        for kind, count in tally.items():
+            total[kind] = total.get(kind, 0.0) + count
+    return {kind: count for kind, count in total.items() if count}
+
+
+def requests_attributes(*tallies: Mapping[str, float]) -> Item:
+    return {f"{REQUESTS}{kind}": count for kind, count in merged(*tallies).items()}
+
+
+def add_requests(requests: Mapping[str, float], names: Item, values: Item) -> list[str]:
+    """`ADD` clauses adding each kind's count to the job item's, their names and values put
+    into `names` and `values`."""
+    clauses = []
+    for i, (kind, count) in enumerate(sorted(requests.items())):
+        names[f"#r{i}"], values[f":r{i}"] = f"{REQUESTS}{kind}", count
+        clauses.append(f"#r{i} :r{i}")
+    return clauses
 
 
 def job_from_item(item: Item) -> Job:
@@ -93,6 +122,22 @@ def job_from_item(item: Item) -> Job:
         reduce_value=from_json(item["reduce_value"]) if item.get("reduce_value") else None,
         error=item.get("error"),
         event=event_from_item(item) if "event_id" in item else None,
+        usage=usage_from_item(item),
+        redrive_count=item.get("redrive_count", 0),
+    )
+
+
+def usage_from_item(item: Item) -> Usage:
+    """The job item's usage counters (moved by each count of a chunk result, `fanin.py`)."""
+    return Usage(
+        chunks=item.get("usage_chunks", 0),
+        attempts=item.get("usage_attempts", 0),
+        worker_seconds=item.get("usage_seconds", 0.0),
+        requests={
+            name.removeprefix(REQUESTS): count
+            for name, count in item.items()
+            if name.startswith(REQUESTS)
+        },
     )
 
 
@@ -161,6 +206,8 @@ class DynamoJobStore:
             "created_at": job.created_at,
             "updated_at": job.created_at,
         }
+        # What storing the job took, and the put of this item (one write unit, a small item).
+        item |= requests_attributes(job.requests, OWN_WRITE)
         if job.webhook is not None:
             item |= {"webhook_url": job.webhook.url, "webhook_secret": job.webhook.secret}
         if job.options.timeout_seconds:
@@ -301,6 +348,7 @@ class DynamoJobStore:
         reduce_value: Any,
         error: str | None,
         event: WebhookEvent | None,
+        requests: Mapping[str, float] | None = None,
     ) -> bool:
         # Timeline: the last count's finalize, the reconciler, a timeout and a cancel may all
         # try at once; the condition lets the first through and refuses everyone after it.
@@ -354,11 +402,15 @@ class DynamoJobStore:
                 ":no_attempts": [],
                 ":due": "1",
             }
+        names = {**STATUS, "#error": "error"}
+        # Finalizing's requests, and this write's own unit.
+        adds = add_requests(merged(requests or {}, OWN_WRITE), names, values)
         claimed = self.table.update(
             job_key(job_id),
-            f"SET {', '.join(sets)} REMOVE active",  # and leave the sparse `active` index
+            # ...and leave the sparse `active` index.
+            f"SET {', '.join(sets)} REMOVE active ADD {', '.join(adds)}",
             condition=IS_ACTIVE,
-            names={**STATUS, "#error": "error"},
+            names=names,
             values=values,
         )
         return claimed is not None
@@ -429,6 +481,10 @@ class DynamoJobStore:
             "failed": result.failed,
             # The aggregator frees these items from the job's running count.
             "was_running": chunk.size if live["state"] == "running" else 0,
+            # ...and adds what running the chunk used to the job's usage.
+            "attempts": result.attempts,
+            "seconds": result.seconds,
+            "requests": merged(result.requests, CHUNK_FOLLOW_UPS),
             "expires_at": int(time.time() + self.retention),
         }
         inline_limit = INLINE_LIMIT if self.blobs.bucket is None else INLINE_RESULT_LIMIT

@@ -31,7 +31,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     deadline REAL,
     updated_at REAL NOT NULL,
     reduce_value TEXT,
-    error TEXT
+    error TEXT,
+    chunks_run INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker_seconds REAL NOT NULL DEFAULT 0,
+    redrive_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_tenant_status ON jobs (tenant, status, seq);
@@ -132,12 +136,28 @@ def _unavailable(error: sqlite3.Error) -> StoreUnavailable | None:
     return None
 
 
+# Columns added to a table since the first release: a file made before them gets them at start.
+ADDED_COLUMNS = {
+    "idempotency": {
+        "job_id": "TEXT NOT NULL DEFAULT ''",
+        "claimed_at": "REAL NOT NULL DEFAULT 0",
+    },
+    "jobs": {
+        "chunks_run": "INTEGER NOT NULL DEFAULT 0",
+        "attempts": "INTEGER NOT NULL DEFAULT 0",
+        "worker_seconds": "REAL NOT NULL DEFAULT 0",
+        "redrive_count": "INTEGER NOT NULL DEFAULT 0",
+    },
+}
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a file made by an earlier version up to SCHEMA (tables it already had)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(idempotency)")}
-    if "job_id" not in columns:
-        conn.execute("ALTER TABLE idempotency ADD COLUMN job_id TEXT NOT NULL DEFAULT ''")
-        conn.execute("ALTER TABLE idempotency ADD COLUMN claimed_at REAL NOT NULL DEFAULT 0")
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
 class Database:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pydantic_core import from_json, to_json
@@ -36,6 +36,7 @@ from fanout.models import (
     Page,
     RecordOutcome,
     TenantId,
+    Usage,
     WebhookEvent,
 )
 
@@ -51,7 +52,8 @@ _JOB_COLUMNS = """
         (SELECT COALESCE(SUM(c."end" - c.start), 0) FROM chunks c
             WHERE c.job_id = j.id AND c.state = 'running')
     ELSE 0 END AS running,
-    o.event_id, o.url, o.secret, o.payload, o.status, o.attempts, o.next_attempt_at, o.history
+    o.event_id, o.url, o.secret, o.payload, o.status, o.attempts, o.next_attempt_at, o.history,
+    j.chunks_run, j.attempts, j.worker_seconds, j.redrive_count
 """
 _JOB_FROM = "FROM jobs j LEFT JOIN outbox o ON o.job_id = j.id"
 
@@ -101,6 +103,8 @@ def _job(row: tuple[Any, ...]) -> Job:
         error=row[15],
         running=row[16],
         event=_event(row, 17, row[0]),
+        usage=Usage(chunks=row[25], attempts=row[26], worker_seconds=row[27]),
+        redrive_count=row[28],
     )
 
 
@@ -243,6 +247,7 @@ class SqliteStore:
         reduce_value: Any,
         error: str | None,
         event: WebhookEvent | None,
+        requests: Mapping[str, float] | None = None,
     ) -> bool:
         now = finished_at
         with self.db.write() as conn:
@@ -333,9 +338,17 @@ class SqliteStore:
             )
             self._set_state(conn, chunk, "done")
             conn.execute(
-                "UPDATE jobs SET succeeded = succeeded + ?, failed = failed + ?, updated_at = ?"
-                " WHERE id = ?",
-                (result.succeeded, result.failed, time.time(), chunk.job_id),
+                "UPDATE jobs SET succeeded = succeeded + ?, failed = failed + ?, updated_at = ?,"
+                " chunks_run = chunks_run + 1, attempts = attempts + ?,"
+                " worker_seconds = worker_seconds + ? WHERE id = ?",
+                (
+                    result.succeeded,
+                    result.failed,
+                    time.time(),
+                    result.attempts,
+                    result.seconds,
+                    chunk.job_id,
+                ),
             )
             recorded = live.succeeded + live.failed + result.succeeded + result.failed
             complete = recorded == live.total
