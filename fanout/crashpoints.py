@@ -1,7 +1,8 @@
 """Named points between the steps of a crash-sensitive operation, where a test can kill the
 process on purpose: `FANOUT_CRASH_AT=<point>:<marker file>` SIGKILLs the first process that
-reaches `<point>` (it creates the marker first, so the point fires once in the whole process
-tree and its restarts). Unset, as everywhere but in tests, a point costs one dict lookup.
+reaches `<point>` (it creates the marker first, with its pid in it, so the point fires once in
+the whole process tree and its restarts). Unset, as everywhere but in tests, a point costs one
+dict lookup.
 
 The points (`fanout.service`): `submit.stored` (job stored, first window not yet sent),
 `submit.keyed` (keyed job stored, its key not yet finished), `record.stored` (chunk result
@@ -26,7 +27,9 @@ def crash_point(name: str) -> None:
     if point != name or not marker:
         return
     try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return  # fired already
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
     os.kill(os.getpid(), signal.SIGKILL)

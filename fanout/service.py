@@ -65,8 +65,10 @@ from fanout.views import public_job
 
 MAX_LISTED_ERRORS = 50
 # Where notices announce each event, the schedule delivers only events overdue by this much:
-# those whose notice was lost, or whose retry was further off than the queue can delay it.
-NOTICE_GRACE = 60.0
+# those whose notice was lost (a crash between the terminal transition and the announce), or
+# whose retry was further off than the queue can delay it. Short: each attempt is claimed, so
+# the sweep and a late notice never both send it.
+NOTICE_GRACE = 10.0
 MAX_NOTICE_DELAY = 900.0  # SQS delays a message by at most 15 minutes
 BACKLOG_TTL = 1.0  # seconds a backlog count is reused: it is asked on every POST
 log = logging.getLogger("fanout.service")

@@ -10,6 +10,7 @@ them (the queue is in the same file), so no crash can leave a released chunk wit
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,7 +20,7 @@ from pydantic_core import from_json, to_json
 
 from fanout.backends.sqlite.db import Database
 from fanout.backends.sqlite.queue import enqueue
-from fanout.errors import IdempotencyConflict, IdempotencyMismatch, JobExists
+from fanout.errors import IdempotencyConflict, IdempotencyMismatch, JobExists, StoreUnavailable
 from fanout.models import (
     ChunkInput,
     ChunkRef,
@@ -43,6 +44,7 @@ from fanout.models import (
 ACTIVE = ("queued", "running")
 IN_FLIGHT = ("released", "running")
 IDEMPOTENCY_TTL = 24 * 3600.0
+MIN_FREE_BYTES = 1 << 20  # below this the store is not ready: a job's chunks would not fit
 
 _JOB_COLUMNS = """
     j.id, j.tenant, j.task, j.status, j.params, j.options, j.max_concurrency, j.webhook_url,
@@ -217,11 +219,17 @@ class SqliteStore:
         return int(count)
 
     def probe(self, now: float) -> None:
+        """A write, and the free space left: a write can still succeed on a full disk while
+        the WAL file has room to reuse, and the next larger one fails."""
         with self.db.write() as conn:
             conn.execute(
                 "INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = ?",
                 (now, now),
             )
+        stat = os.statvfs(self.db.path.parent)
+        free = stat.f_bavail * stat.f_frsize
+        if free < MIN_FREE_BYTES:
+            raise StoreUnavailable(f"{free} bytes free in {self.db.path.parent}")
 
     def result_blocks(self, job_id: JobId, start: int) -> Iterator[tuple[int, bytes]]:
         """Each recorded chunk's (first index, outcome lines) from item `start` on, in order."""
