@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import compare, cost, export, status, throughput
+from bench import chaos, compare, cost, export, status, throughput
 
 
 def main() -> int:
@@ -37,8 +37,21 @@ def main() -> int:
             "status", help="GET /jobs/{id} vs a bare FastAPI route", description=status.__doc__
         )
     )
+    chaos.add_arguments(
+        benchmarks.add_parser(
+            "chaos",
+            help="kills, crashes at each step, a full disk, twin servers: fault | figure | pass",
+            description=chaos.__doc__,
+        )
+    )
     args = parser.parse_args()
-    runs = {"cost": cost.run, "compare": compare.run, "export": export.run, "status": status.run}
+    runs = {
+        "chaos": chaos.run,
+        "cost": cost.run,
+        "compare": compare.run,
+        "export": export.run,
+        "status": status.run,
+    }
     return runs.get(args.benchmark, throughput.run)(args)
 
 

@@ -192,3 +192,27 @@ def test_the_celery_cluster_stops_redis_and_every_worker_it_started() -> None:
         cluster.stop()
     assert len(tree) >= 3  # redis-server, the worker, its pool process
     assert all(_gone(process) for process in tree)
+
+
+def test_the_chaos_benchmark_runs_its_campaign_at_a_tiny_size_and_every_fault_passes() -> None:
+    command = ["chaos", "--items", "400", "--jobs", "4", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *command],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    outcomes = json.loads(done.stdout)
+    faults = [outcome["fault"] for outcome in outcomes]
+    assert faults[0] == "kill tree (400 items)"
+    assert [f for f in faults if f.startswith("crash at")] == [
+        "crash at submit.stored",
+        "crash at record.stored",
+        "crash at finalize.output",
+        "crash at finalize.claimed",
+    ]
+    assert faults[-2:] == ["full disk", "twin servers (4 jobs)"]
+    assert [o["fault"] for o in outcomes if not o["passed"]] == [], done.stderr.decode()
+    assert done.returncode == 0
+    assert " | pass" in done.stderr.decode()  # the table, on stderr beside the JSON
