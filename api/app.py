@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,7 +13,7 @@ from pydantic_core import to_json
 from fanout import __version__
 from fanout.api import docs, problems
 from fanout.api.keys import ApiKeys, load_api_keys
-from fanout.api.routes import events, jobs, status, tasks, ui
+from fanout.api.routes import events, jobs, metrics, status, tasks, ui
 from fanout.api.schemas import JobCreate
 from fanout.api.watch import JobWatches
 from fanout.service import Fanout
@@ -35,8 +36,13 @@ class FanoutAPI(FastAPI):
 
 
 def create_app(
-    settings: Settings, service: Fanout | None = None, api_keys: ApiKeys | None = None
+    settings: Settings,
+    service: Fanout | None = None,
+    api_keys: ApiKeys | None = None,
+    live_workers: Callable[[], int] | None = None,
 ) -> FastAPI:
+    """`live_workers`: how many worker processes are alive (`fanout serve`'s supervisor), for
+    `/metrics`."""
     app = FanoutAPI(
         title="fanout",
         version=__version__,
@@ -46,6 +52,7 @@ def create_app(
     )
     app.state.service = service or build(settings)
     app.state.api_keys = api_keys or load_api_keys(settings)
+    app.state.live_workers = live_workers
     app.state.streams = events.Streams(
         JobWatches(app.state.service, settings.stream_poll_interval),
         settings.max_streams_per_peer,
@@ -56,6 +63,7 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(tasks.router)
+    app.include_router(metrics.router)
     ui.mount(app)
     docs.mount(app)
 

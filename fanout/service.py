@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic_core import from_json, to_json
 
-from fanout import chunking, logs, readers, results, runner, tasks, webhooks
+from fanout import chunking, logs, metrics, readers, results, runner, tasks, webhooks
 from fanout.crashpoints import crash_point
 from fanout.errors import InputUnavailable, InvalidJob, JobExists, JobFinished, JobNotFound
 from fanout.intake import BATCH, Intake
@@ -297,6 +297,7 @@ class Fanout:
         job = self.backend.jobs.get_job(new.id)
         assert job is not None
         logs.job_submitted(job)
+        metrics.job_submitted(job.task)
         return job, secret if request.webhook_secret is None else None
 
     def _checked(self, request: JobRequest) -> tasks.TaskDef:
@@ -553,8 +554,10 @@ class Fanout:
                 )
                 started = time.perf_counter()
                 result = runner.run_chunk(task, chunk.start, items, job.params, policy)
+                seconds = time.perf_counter() - started
+                metrics.chunk_ran(task.name, seconds)
                 if self._times is not None:
-                    self._times.observe(task.name, time.perf_counter() - started, chunk.size)
+                    self._times.observe(task.name, seconds, chunk.size)
             self._record(delivery, dataclasses.replace(result, requests=requests))
             return True
         return False
@@ -581,6 +584,8 @@ class Fanout:
         chunk = delivery.chunk
         outcome = self.backend.chunks.record_chunk_result(chunk, result, delivery.receipt)
         crash_point("record.stored")
+        if outcome.counted:
+            metrics.items_recorded(result.succeeded, result.failed)
         self._send(outcome.released)
         if not self.backend.store_enqueues:
             self.backend.queue.delete(delivery.receipt)
@@ -718,6 +723,7 @@ class Fanout:
         )
         if claimed:
             logs.job_finished(dataclasses.replace(job, status=status, finished_at=now, running=0))
+            metrics.job_finished(status.value)
         crash_point("finalize.claimed")
         if claimed and event is not None:
             self._announce(event)
@@ -813,6 +819,7 @@ class Fanout:
         self.backend.outbox.record_attempt(
             event.id, time.time(), attempt.status_code, attempt.error, retry_at, attempt.delivered
         )
+        metrics.webhook_attempt(attempt.delivered, retry_at is not None)
         if (
             retry_at is not None
             and not attempt.delivered

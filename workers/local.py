@@ -101,6 +101,10 @@ class Supervisor:
         except Exception as error:
             log.warning("could not hand back the chunks of worker %s yet: %s", owner, error)
 
+    def live(self) -> int:
+        """Worker processes alive now (for `/metrics`)."""
+        return sum(process.is_alive() for process, _, _ in self.processes)
+
     def pids(self) -> list[int]:
         return [p.pid for p, _, _ in self.processes if p.pid is not None]
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
 import signal
+import tempfile
 import threading
 from enum import StrEnum
 from pathlib import Path
@@ -11,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fanout import __version__, logs
+from fanout import __version__, logs, metrics
 from fanout.cli import preflight
 from fanout.cli.app import app, console, settings_from
 from fanout.settings import Settings
@@ -116,6 +120,7 @@ def serve(
         access_log=access_log,
     )
     preflight.require_keys_off_loopback(settings)
+    _count_across_processes()  # before a task module can import prometheus-client
     logs.configure(settings)
     settings = preflight.load_tasks(settings)
     sock = preflight.bind(settings.host, settings.port)
@@ -139,7 +144,7 @@ def serve(
     )
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, service),
+            create_app(settings, service, live_workers=supervisor.live),
             access_log=settings.access_log,
             log_config=None,  # logs.configure has set up uvicorn's loggers
             log_level=settings.log_level,
@@ -156,6 +161,16 @@ def serve(
             part.stop()
         supervisor.stop()
         say(settings, "fanout stopped; unfinished jobs resume at the next start.")
+
+
+def _count_across_processes() -> None:
+    """A fresh directory for the metrics of this server and its worker processes, removed at
+    exit, unless PROMETHEUS_MULTIPROC_DIR names one already (e.g. to count the processes of a
+    `fanout worker` beside it too)."""
+    if metrics.DIRECTORY not in os.environ:
+        directory = Path(tempfile.mkdtemp(prefix="fanout-metrics-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        metrics.use_directory(directory)
 
 
 def _reclaim_at_start(settings: Settings, service: Fanout) -> None:

@@ -112,3 +112,11 @@ def retry_once(n: int, params: dict[str, Any]) -> int:
         tried.touch()
         raise Retry("first attempt", delay=0)
     return n
+
+
+@task(max_attempts=1)
+def fail_odd(n: int) -> int:
+    """Fails the odd items, once each: a job with outcomes of both kinds."""
+    if n % 2:
+        raise ValueError(f"{n} is odd")
+    return n
