@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic_core import to_json
 
 from fanout import __version__
-from fanout.api import docs, problems
+from fanout.api import docs, openapi, problems
 from fanout.api.keys import ApiKeys, load_api_keys
 from fanout.api.routes import events, jobs, metrics, status, tasks, ui
 from fanout.api.schemas import JobCreate
@@ -32,6 +32,7 @@ class FanoutAPI(FastAPI):
         components = document.setdefault("components", {}).setdefault("schemas", {})
         components.update(schema.pop("$defs", {}))
         components["JobCreate"] = schema
+        openapi.describe(document, self.state.settings, keyed=not self.state.api_keys.open)
         return document
 
 
@@ -49,7 +50,9 @@ def create_app(
         description="Fan a job's items out to workers, fan the results back in, in input order.",
         docs_url=None,  # docs.mount serves both pages from installed assets
         redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
+    app.state.settings = settings
     app.state.service = service or build(settings)
     app.state.api_keys = api_keys or load_api_keys(settings)
     app.state.live_workers = live_workers

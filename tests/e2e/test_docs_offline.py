@@ -65,6 +65,7 @@ def test_swagger_ui_renders_with_no_internet(offline: Offline, server: Server) -
     title = offline.page.locator(".swagger-ui .info .title")
     expect(title).to_contain_text("fanout", timeout=30_000)
     expect(offline.page.locator(".opblock-summary-path", has_text="/jobs").first).to_be_visible()
+    expect(offline.page.locator("button.authorize")).to_be_visible()  # the Bearer scheme
     assert (offline.refused, offline.errors) == ([], [])
 
 
