@@ -29,7 +29,7 @@ from rich.table import Table
 
 from bench.fanout_system import FanoutSystem
 from bench.peers.multiprocessing_system import MultiprocessingSystem
-from bench.rss import RssSampler
+from bench.rss import RssSampler, cpu_seconds
 from bench.system import BenchError, System
 
 MB = 1_000_000
@@ -45,6 +45,7 @@ class Measurement:
     seconds: list[float]
     peak_rss_bytes: int
     milestones: list[dict[str, float]]
+    cpu_seconds: list[float]
 
     @property
     def median(self) -> float:
@@ -70,6 +71,7 @@ class Measurement:
             "max_seconds": max(self.seconds),
             "items_per_second": self.items_per_second,
             "median_milestones": self.milestone_medians(),
+            "median_cpu_seconds": statistics.median(self.cpu_seconds),
         }
 
 
@@ -84,14 +86,16 @@ def measure(
         sampler.start()
         measurements = []
         for items in sizes:
-            seconds, milestones, peak = [], [], 0
+            seconds, milestones, used, peak = [], [], [], 0
             for attempt in range(1, repeat + 1):
                 # Not a synchronisation: a random gap, so a run does not start in step with the
                 # previous one's completion and hence with a system's own polling (fanout's
                 # notifier looks every 20 ms), which would round every run up alike.
                 time.sleep(random.uniform(0.0, DEPHASE_SECONDS))
                 sampler.window()
+                cpu = cpu_seconds(system.root_pids())
                 run = system.run(items, time.monotonic() + timeout)
+                used.append(cpu_seconds(system.root_pids()) - cpu)
                 peak = max(peak, sampler.window())
                 seconds.append(run.seconds)
                 milestones.append(run.milestones)
@@ -99,7 +103,7 @@ def measure(
                     f"{system.name}: {items:,} items, run {attempt}/{repeat}:"
                     f" {run.seconds:.3f} s, {items / run.seconds:,.0f} items/s"
                 )
-            measurements.append(Measurement(system.name, items, seconds, peak, milestones))
+            measurements.append(Measurement(system.name, items, seconds, peak, milestones, used))
         return measurements, sampler.overall
     finally:
         sampler.stop()
@@ -110,6 +114,7 @@ def table(measurements: Sequence[Measurement]) -> Table:
     out = Table(title="Throughput: no-op items from submit to completion")
     for column in ("system", "items", "runs", "items/s (median)", "median s", "min s", "max s"):
         out.add_column(column, justify="left" if column == "system" else "right")
+    out.add_column("CPU s (median)", justify="right")
     out.add_column("peak RSS MB", justify="right")
     for m in measurements:
         out.add_row(
@@ -120,6 +125,7 @@ def table(measurements: Sequence[Measurement]) -> Table:
             f"{m.median:.3f}",
             f"{min(m.seconds):.3f}",
             f"{max(m.seconds):.3f}",
+            f"{statistics.median(m.cpu_seconds):.2f}",
             f"{m.peak_rss_bytes / MB:,.0f}",
         )
     return out
