@@ -15,26 +15,30 @@ The convention, for `s3://<bucket>/jobs/<task>/<any name>.<json|jsonl|ndjson|csv
     `tolerated_failure_percentage`, `timeout_seconds`, `reduce`). A `webhook` needs its
     `secret` here: nobody would see a generated one.
 
-S3 may deliver an event more than once; the same PUT (same `sequencer`) creates one job.
+The items are read from the object as it downloads (`fanout.readers`, as an NDJSON body is),
+validated as they come; a file with a bad line or item creates no job. S3 may deliver an event
+more than once; the same PUT (same `sequencer`) creates one job.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
+from fanout import readers
 from fanout.errors import InvalidJob
 from fanout.jobspec import JobCreate, field_errors
 from fanout.models import Job, TenantId
 from fanout.service import Fanout, JobRequest
+from fanout.settings import Settings
 
 PREFIX = "jobs/"
+ITEM_FIELDS = ("task", "items", "items_url", "items_format")  # the file and its key say these
 DEFAULT_TENANT = TenantId("default")
 
 
@@ -68,45 +72,36 @@ def input_files(event: dict[str, Any]) -> list[InputFile]:
     ]
 
 
-def parse_items(key: str, body: bytes) -> list[Any]:
-    name = key.lower()
-    try:
-        if name.endswith(".json"):
-            items = json.loads(body)
-            if not isinstance(items, list):
-                raise UnreadableInput(f"{key}: a .json input must hold one JSON array")
-            return items
-        if name.endswith((".jsonl", ".ndjson")):
-            return [json.loads(line) for line in body.splitlines() if line.strip()]
-        if name.endswith(".csv"):
-            return list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
-    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as error:
-        raise UnreadableInput(f"{key}: {error}") from error
-    raise UnreadableInput(f"{key}: expected a .json, .jsonl, .ndjson or .csv file")
-
-
-def job_request(key: str, metadata: dict[str, str], body: bytes) -> tuple[TenantId, JobRequest]:
-    """The tenant and the job an input file asks for. Raises UnreadableInput or InvalidJob."""
+def job_request(
+    key: str, metadata: dict[str, str], body: IO[bytes], settings: Settings
+) -> tuple[TenantId, JobRequest]:
+    """The tenant and the job an input file asks for, its items read from `body` as the job
+    is taken in: the same streaming path as an NDJSON body or an `items_url`, so a large file
+    is never held whole. Raises UnreadableInput or InvalidJob; a bad line is found later, when
+    the service reads the items (InvalidJob naming it)."""
     parts = key.removeprefix(PREFIX).split("/")
     task = metadata.get("fanout-task") or (parts[0] if len(parts) > 1 else "")
     if not task:
         raise UnreadableInput(f"{key}: no task: put it under jobs/<task>/ or set fanout-task")
+    format = readers.format_of(key)
+    if format is None:
+        raise UnreadableInput(f"{key}: expected a .json, .jsonl, .ndjson or .csv file")
     try:
         options = json.loads(metadata.get("fanout-options") or "{}")
     except json.JSONDecodeError as error:
         raise UnreadableInput(f"{key}: fanout-options is not JSON: {error}") from error
-    if not isinstance(options, dict) or {"task", "items"} & set(options):
+    if not isinstance(options, dict) or set(ITEM_FIELDS) & set(options):
         raise UnreadableInput(f"{key}: fanout-options must be an object without task or items")
     try:
-        create = JobCreate.model_validate(
-            {**options, "task": task, "items": parse_items(key, body)}
-        )
+        create = JobCreate.model_validate({**options, "task": task, "items": []})
     except ValidationError as error:
         errors = field_errors(error.errors(include_url=False))
         raise InvalidJob("The job is not valid", errors) from error
     if create.webhook is not None and create.webhook.secret is None:
         raise UnreadableInput(f"{key}: a webhook in fanout-options needs its secret")
-    request = create.to_request()
+    limited = readers.limited(body, settings.max_input_bytes)
+    items = readers.read_items(limited, format, settings.max_item_bytes)
+    request = dataclasses.replace(create.to_request(), items=items)
     return TenantId(metadata.get("fanout-tenant") or DEFAULT_TENANT), request
 
 

@@ -28,6 +28,7 @@ from fanout.backends.aws.notices import notice_of
 from fanout.backends.aws.queue import DEAD
 from fanout.errors import InvalidJob
 from fanout.models import ChunkRef, Delivery, JobId, WebhookEvent
+from fanout.readers import TooLarge
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.webhooks import Attempt
@@ -129,11 +130,11 @@ def handle_input_files(fanout: Fanout, event: Event, s3: Any) -> list[str]:
     created = []
     for file in input_files.input_files(event):
         found = s3.get_object(Bucket=file.bucket, Key=file.key)
-        body: bytes = found["Body"].read()
+        metadata, body = found.get("Metadata", {}), found["Body"]
         try:
-            tenant, request = input_files.job_request(file.key, found.get("Metadata", {}), body)
+            tenant, request = input_files.job_request(file.key, metadata, body, fanout.settings)
             job_id = input_files.submit_once(fanout, tenant, request, file)
-        except (input_files.UnreadableInput, InvalidJob) as error:
+        except (input_files.UnreadableInput, InvalidJob, TooLarge) as error:
             detail = getattr(error, "errors", "")
             log.error("s3://%s/%s is not a job: %s %s", file.bucket, file.key, error, detail)
             continue

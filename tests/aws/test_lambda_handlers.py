@@ -429,9 +429,11 @@ def test_the_same_s3_event_delivered_twice_creates_one_job(service: Fanout) -> N
         ("jobs/a.json", b"[1]", {}),
         ("jobs/echo/a.json", b'{"not": "a list"}', {}),
         ("jobs/echo/a.json", b"[1", {}),
+        ("jobs/echo/a.jsonl", b"1\n2\n" * 2000 + b"{three\n4\n", {}),
         ("jobs/no-such-task/a.json", b"[1]", {}),
         ("jobs/echo/a.json", b"[1]", {"fanout-options": "{"}),
         ("jobs/echo/a.json", b"[1]", {"fanout-options": '{"items": [2]}'}),
+        ("jobs/echo/a.json", b"[1]", {"fanout-options": '{"items_url": "s3://b/k.json"}'}),
         ("jobs/echo/a.json", b"[1]", {"fanout-options": '{"webhook": {"url": "http://x"}}'}),
     ],
     ids=[
@@ -439,9 +441,11 @@ def test_the_same_s3_event_delivered_twice_creates_one_job(service: Fanout) -> N
         "no-task",
         "not-an-array",
         "bad-json",
+        "bad-line-part-way",
         "unknown-task",
         "bad-options",
         "items-in-options",
+        "items-url-in-options",
         "webhook-without-secret",
     ],
 )
