@@ -7,12 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from pydantic_core import to_json
 
 from fanout import __version__
 from fanout.api import docs, openapi, problems
 from fanout.api.keys import ApiKeys, load_api_keys
+from fanout.api.middleware import Guard
 from fanout.api.routes import events, jobs, metrics, status, tasks, ui
 from fanout.api.schemas import JobCreate
 from fanout.api.watch import JobWatches
@@ -34,6 +36,28 @@ class FanoutAPI(FastAPI):
         components["JobCreate"] = schema
         openapi.describe(document, self.state.settings, keyed=not self.state.api_keys.open)
         return document
+
+
+def guard(app: FastAPI, settings: Settings, keys: ApiKeys) -> None:
+    """Host, origin, key and body checks before any route runs (`fanout.api.middleware`); CORS,
+    outside them, only for the configured origins."""
+    app.add_middleware(
+        Guard,
+        keys=keys,
+        max_body_bytes=settings.max_body_bytes,
+        document=app.openapi,
+        allowed_hosts=settings.allowed_hosts,
+        trusted_origins=settings.cors_origins,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH"],
+            allow_headers=["authorization", "content-type", "idempotency-key", "last-event-id"],
+            expose_headers=["location", "retry-after", "idempotency-key"],
+            max_age=600,
+        )
 
 
 def create_app(
@@ -62,6 +86,7 @@ def create_app(
         settings.stream_max_seconds,
     )
     problems.install(app)
+    guard(app, settings, app.state.api_keys)
     app.include_router(status.router)  # first: the route polled most
     app.include_router(jobs.router)
     app.include_router(events.router)

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException
+from starlette.types import Scope
 
 from fanout.errors import (
     IdempotencyConflict,
@@ -24,6 +25,8 @@ from fanout.jobspec import field_errors
 
 MEDIA_TYPE = "application/problem+json"
 validation_errors = field_errors  # the routes' name for it
+ECHO_LIMIT = 200
+DETAIL_LIMIT = 1000
 log = logging.getLogger("fanout.api")
 
 
@@ -45,17 +48,41 @@ class Problem(Exception):
         self.headers = headers
 
 
-def problem_response(request: Request, problem: Problem) -> Response:
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """A value echoed back in an error, cut to `limit` characters: a 20 MB task name is not
+    sent back whole."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _response(path: str, problem: Problem) -> Response:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": problem.title,
         "status": problem.status,
-        "detail": problem.detail,
-        "instance": request.url.path,
+        "detail": shorten(problem.detail, DETAIL_LIMIT),
+        "instance": shorten(path),
     }
     if problem.errors is not None:
         body["errors"] = problem.errors
     return Response(to_json(body), problem.status, problem.headers, media_type=MEDIA_TYPE)
+
+
+def problem_response(request: Request, problem: Problem) -> Response:
+    return _response(request.url.path, problem)
+
+
+def asgi_problem(scope: Scope, problem: Problem) -> Response:
+    """The problem as an ASGI response, for middleware (before there is a Request)."""
+    return _response(scope.get("path", ""), problem)
+
+
+def invalid_body(errors: Any, title: str) -> Problem:
+    """422 naming each field at fault; 400 when the body is not JSON at all."""
+    errors = list(errors)
+    if errors and all(error["type"] == "json_invalid" for error in errors):
+        reason = shorten(str(errors[0].get("ctx", {}).get("error", "")))
+        return Problem(400, f"The body is not JSON: {reason}", title="Body is not JSON")
+    return Problem(422, title, errors=validation_errors(errors))
 
 
 def install(app: FastAPI) -> None:
@@ -75,8 +102,7 @@ def install(app: FastAPI) -> None:
 
     async def on_validation(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
-        problem = Problem(422, "The request is not valid", errors=validation_errors(error.errors()))
-        return problem_response(request, problem)
+        return problem_response(request, invalid_body(error.errors(), "The request is not valid"))
 
     async def on_http(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)

@@ -38,6 +38,6 @@ __all__ = [
 
 
 class JobPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # taken as written: no "5" or true
 
     max_concurrency: int = Field(ge=1, le=10_000)

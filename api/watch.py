@@ -47,7 +47,9 @@ def snapshot(job: Job) -> Snapshot:
         counts["running"],
         job.status.value,
     )
-    return Snapshot(".".join(map(str, state)), to_json(view), job.status.terminal)
+    return Snapshot(
+        ".".join(map(str, state)), to_json(view, inf_nan_mode="null"), job.status.terminal
+    )
 
 
 class Watch:

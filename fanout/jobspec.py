@@ -14,8 +14,13 @@ from fanout.service import JobRequest
 MAX_LISTED_ERRORS = 50
 
 
+# Request bodies are strict (no "5" or true where an integer goes, no false for a percentage) and
+# refuse NaN and Infinity in float fields: only RFC 8259 JSON, taken as written.
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
 class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     url: str = Field(max_length=2048, description="Receives one signed POST when the job ends.")
     secret: str | None = Field(
@@ -40,9 +45,11 @@ class WebhookCreate(BaseModel):
 
 
 class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    task: str = Field(min_length=1, description="A registered task's name (see `GET /tasks`).")
+    task: str = Field(
+        min_length=1, max_length=200, description="A registered task's name (see `GET /tasks`)."
+    )
     items_url: str | None = Field(
         default=None,
         max_length=2048,
@@ -66,9 +73,13 @@ class JobCreate(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     tolerated_failure_count: int | None = Field(default=None, ge=0)
-    tolerated_failure_percentage: float | None = Field(default=None, ge=0, le=100)
-    timeout_seconds: float | None = Field(default=None, gt=0)
-    reduce: str | None = Field(default=None, description="A registered reducer's name.")
+    tolerated_failure_percentage: float | None = Field(
+        default=None, ge=0, le=100, allow_inf_nan=False
+    )
+    timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    reduce: str | None = Field(
+        default=None, max_length=200, description="A registered reducer's name."
+    )
 
     @field_validator("items")
     @classmethod

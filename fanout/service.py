@@ -305,11 +305,11 @@ class Fanout:
         task = tasks.get_task(request.task)
         if task is None:
             known = [t.name for t in tasks.all_tasks()]
-            message = f"no task named {request.task!r}"
+            message = f"no task named {request.task[:200]!r}"
             raise InvalidJob("Unknown task", [_problem("task", message, known=known)])
         if request.reduce is not None and tasks.get_reducer(request.reduce) is None:
             known = tasks.all_reducers()
-            message = f"no reducer named {request.reduce!r}"
+            message = f"no reducer named {request.reduce[:200]!r}"
             raise InvalidJob("Unknown reducer", [_problem("reduce", message, known=known)])
         if request.webhook_url is not None:
             try:
@@ -717,7 +717,8 @@ class Fanout:
                 "timestamp": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
                 "data": public_job(final),
             }
-            event = dataclasses.replace(event, payload=to_json(payload))
+            # A reducer's value can overflow: null in the payload, never Infinity (not JSON).
+            event = dataclasses.replace(event, payload=to_json(payload, inf_nan_mode="null"))
         claimed = self.backend.jobs.claim_completion(
             job.id, status, now, value, error, event, requests
         )

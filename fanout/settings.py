@@ -130,7 +130,22 @@ class Settings(BaseSettings):
     # throughput, DESIGN.md).
     access_log: bool = False
 
-    _split_csv = field_validator("tasks", "api_keys", mode="before")(_csv)
+    # Abuse resistance (issue 8). Slow clients: a request's head must arrive within
+    # header_timeout s, its body at min_body_rate bytes/s after that grace (else 408). Browsers:
+    # in keyless mode only loopback names and allowed_hosts are served (DNS rebinding);
+    # cors_origins may call the API from a page (CORS, and trusted by the cross-origin check).
+    # Backpressure: POST /jobs answers 429 while this many chunks wait unstarted, or this many
+    # webhooks undelivered.
+    header_timeout: float = Field(default=10.0, gt=0)
+    min_body_rate: float = Field(default=1024.0, ge=0)
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    cors_origins: Annotated[list[str], NoDecode] = []
+    max_unstarted_chunks: int = Field(default=100_000, ge=1)
+    max_undelivered_webhooks: int = Field(default=10_000, ge=1)
+
+    _split_csv = field_validator(
+        "tasks", "api_keys", "allowed_hosts", "cors_origins", mode="before"
+    )(_csv)
     _parse_networks = field_validator("webhook_allow_networks", mode="before")(_networks)
 
     @property

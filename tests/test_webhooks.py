@@ -206,7 +206,7 @@ def the_event(service: Fanout, job_id: JobId) -> WebhookEvent:
 def get_over_http(settings: Settings, service: Fanout, path: str) -> dict[str, Any]:
     async def get() -> dict[str, Any]:
         transport = httpx.ASGITransport(app=create_app(settings, service))
-        async with httpx.AsyncClient(transport=transport, base_url="http://fanout.test") as api:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as api:
             response = await api.get(path)
             assert response.status_code == 200
             body: dict[str, Any] = response.json()

@@ -27,10 +27,12 @@ ItemStatus = Literal["succeeded", "failed", "pending", "cancelled"]
 # An export reads about this much per trip to the store; a page is bounded by its `limit` alone.
 EXPORT_PIECE_BYTES = 512 * 1024
 PAGE_BYTES = 1 << 62
+JSON = "application/json"
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(to_json(body), status, headers, media_type="application/json")
+    # A reducer's value can overflow (a sum of large floats): written as null, never Infinity.
+    return Response(to_json(body, inf_nan_mode="null"), status, headers, media_type=JSON)
 
 
 def _render(job: Job, secret: str | None) -> bytes:
@@ -38,7 +40,7 @@ def _render(job: Job, secret: str | None) -> bytes:
     view = public_job(job)
     if secret is not None:
         view["webhook"]["secret"] = secret
-    return f"/jobs/{job.id}".encode() + b"\n" + to_json(view)
+    return f"/jobs/{job.id}".encode() + b"\n" + to_json(view, inf_nan_mode="null")
 
 
 def _submit(service: Fanout, tenant: Tenant, request: JobRequest, key: str | None) -> bytes:
@@ -96,7 +98,7 @@ async def list_jobs(
     service: Service,
     tenant: Tenant,
     status: JobStatus | None = None,
-    cursor: Annotated[str | None, Query(pattern=r"^\d+$")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,100}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     """The caller's jobs, newest first."""
@@ -169,7 +171,7 @@ async def job_results(
     request: Request,
     service: Service,
     tenant: Tenant,
-    cursor: Annotated[str | None, Query(pattern=r"^\d+$")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,100}$")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     format: Annotated[str | None, Query(pattern="^(json|jsonl|ndjson)$")] = None,
     status: ItemStatus | None = None,

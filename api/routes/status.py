@@ -25,5 +25,5 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 async def get_job(job_id: str, request: Request) -> Response:
     tenant = await get_tenant(request)
     service: Fanout = request.app.state.service
-    view = to_json(public_job(service.get(tenant, JobId(job_id))))
+    view = to_json(public_job(service.get(tenant, JobId(job_id))), inf_nan_mode="null")
     return Response(view, media_type="application/json")

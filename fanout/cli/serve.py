@@ -105,6 +105,7 @@ def serve(
     import uvicorn
 
     from fanout.api.app import create_app
+    from fanout.api.protocol import guarded_protocol
     from fanout.workers.local import Supervisor, background
 
     settings = settings_from(
@@ -148,6 +149,7 @@ def serve(
             access_log=settings.access_log,
             log_config=None,  # logs.configure has set up uvicorn's loggers
             log_level=settings.log_level,
+            http=guarded_protocol(settings.header_timeout, settings.min_body_rate),
         )
     )
     # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers

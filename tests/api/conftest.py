@@ -37,7 +37,7 @@ def anyio_backend() -> str:
 
 def connect(settings: Settings, service: Fanout, **headers: str) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_app(settings, service))
-    return httpx.AsyncClient(transport=transport, base_url="http://fanout.test", headers=headers)
+    return httpx.AsyncClient(transport=transport, base_url="http://localhost", headers=headers)
 
 
 @pytest.fixture

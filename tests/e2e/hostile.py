@@ -142,3 +142,55 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     raise AssertionError("no VmHWM line in /proc/PID/status")
+
+
+class SlowClients:
+    """Raw connections to a server on 127.0.0.1 that send their requests a byte at a time;
+    `drip` keeps them going until the server closes each one, or `lasting` seconds pass."""
+
+    def __init__(self, port: int, count: int, first: bytes) -> None:
+        self.sockets: list[socket.socket] = []
+        self.answers: dict[int, bytes] = {}
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(first)
+            self.sockets.append(sock)
+
+    def open(self) -> list[socket.socket]:
+        return [s for s in self.sockets if s.fileno() not in self.answers]
+
+    def drip(self, byte: bytes, every: float, lasting: float) -> None:
+        deadline = time.monotonic() + lasting
+        while self.open() and time.monotonic() < deadline:
+            readable, _, _ = select.select(self.open(), [], [], every)
+            for sock in readable:
+                self.answers[sock.fileno()] = _read_to_end(sock)
+            for sock in self.open():
+                with contextlib.suppress(OSError):
+                    sock.sendall(byte)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def _read_to_end(sock: socket.socket) -> bytes:
+    """What the server sent before closing (bounded: 64 KiB, 5 s)."""
+    data = b""
+    try:
+        while len(data) < 65536 and (part := sock.recv(65536)):
+            data += part
+    except OSError:
+        pass
+    return data or b"(closed)"
+
+
+def answer_to(port: int, head: bytes, wait: float = 10.0) -> bytes:
+    """Send only a request's head and return the status line the server answers with (the body
+    announced in the head is never sent)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(head)
+        try:
+            return sock.recv(65536).split(b"\r\n", 1)[0]
+        except TimeoutError:
+            return b"(no answer within %d s)" % wait
