@@ -13,6 +13,7 @@ from pydantic_core import to_json
 
 from fanout import __version__
 from fanout.api import docs, openapi, problems
+from fanout.api.error_responses import declare_errors
 from fanout.api.keys import ApiKeys, load_api_keys
 from fanout.api.middleware import Guard
 from fanout.api.routes import events, jobs, metrics, status, tasks, ui
@@ -35,6 +36,7 @@ class FanoutAPI(FastAPI):
         components.update(schema.pop("$defs", {}))
         components["JobCreate"] = schema
         openapi.describe(document, self.state.settings, keyed=not self.state.api_keys.open)
+        declare_errors(document)
         return document
 
 

@@ -22,7 +22,14 @@ from fanout.settings import Settings
 from fanout.workers import lambda_handlers
 from tests.aws import moto
 from tests.aws.lambda_events import acknowledge, s3_event, sqs_event, stream_event
-from tests.aws.test_lambda_handlers import Context, body_of, http_event, invoke
+from tests.aws.test_lambda_handlers import (
+    API_DOMAIN,
+    FUNCTION_URL_DOMAIN,
+    Context,
+    body_of,
+    http_event,
+    invoke,
+)
 from tests.contract.support import BackendUnavailable
 from tests.e2e.harness import Receiver, verified
 from tests.waiting import wait_until
@@ -97,7 +104,9 @@ def api(deployment: Lambda) -> Iterator[Mangum]:
     asyncio.set_event_loop(loop)
     from fanout.api.lambda_handler import make_handler
 
-    yield make_handler(Settings())
+    # Keyless, as the other tests here are: the API then serves only loopback names and those
+    # listed (DNS rebinding), so the events' API Gateway and Function URL names are listed.
+    yield make_handler(Settings(allowed_hosts=[API_DOMAIN, FUNCTION_URL_DOMAIN]))
     asyncio.set_event_loop(None)
     loop.close()
 

@@ -32,14 +32,13 @@ MakeHandler = Callable[[Settings], Mangum]
 
 # -- event shapes, as in the Lambda developer guide's examples ----------------------------------
 
+API_DOMAIN = "abcdefghij.execute-api.us-east-1.amazonaws.com"
+FUNCTION_URL_DOMAIN = "abcdefghij.lambda-url.us-east-1.on.aws"
+
 
 def http_event(method: str, path: str, body: Any = None, *, function_url: bool = False) -> Event:
     """An HTTP API (payload format 2.0) event; a Function URL sends the same format."""
-    domain = (
-        "abcdefghij.lambda-url.us-east-1.on.aws"
-        if function_url
-        else "abcdefghij.execute-api.us-east-1.amazonaws.com"
-    )
+    domain = FUNCTION_URL_DOMAIN if function_url else API_DOMAIN
     headers = {"host": domain, "user-agent": "curl/8.5.0", "accept": "*/*"}
     encoded = None
     if body is not None:
@@ -183,7 +182,9 @@ def make_handler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Ma
 
 @pytest.fixture
 def api(settings: Settings, make_handler: MakeHandler) -> Mangum:
-    return make_handler(settings)
+    # Keyless: the API then serves only loopback names and those listed (DNS rebinding).
+    listed = [*settings.allowed_hosts, API_DOMAIN, FUNCTION_URL_DOMAIN]
+    return make_handler(settings.model_copy(update={"allowed_hosts": listed}))
 
 
 # -- the API ------------------------------------------------------------------------------------
