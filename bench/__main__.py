@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import chaos, compare, cost, export, status, throughput
+from bench import abuse, chaos, compare, cost, export, status, throughput
 
 
 def main() -> int:
@@ -44,6 +44,13 @@ def main() -> int:
             description=chaos.__doc__,
         )
     )
+    abuse.add_arguments(
+        benchmarks.add_parser(
+            "abuse",
+            help="hostile receivers and slow clients vs well-behaved ones",
+            description=abuse.__doc__,
+        )
+    )
     args = parser.parse_args()
     runs = {
         "chaos": chaos.run,
@@ -51,6 +58,7 @@ def main() -> int:
         "compare": compare.run,
         "export": export.run,
         "status": status.run,
+        "abuse": abuse.run,
     }
     return runs.get(args.benchmark, throughput.run)(args)
 

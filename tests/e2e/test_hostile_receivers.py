@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from bench.hostile import Dripper, Hostile, HugeBody, Seen, peak_rss_mb
 from tests.e2e.harness import Launcher, Receiver, Server
-from tests.e2e.hostile import Dripper, Hostile, HugeBody, Seen, peak_rss_mb
 from tests.waiting import wait_until
 
 MB = 1024 * 1024

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from bench.hostile import SlowClients, answer_to
 from tests.e2e.harness import Launcher, Server
-from tests.e2e.hostile import SlowClients, answer_to
 
 LIMITS = {"FANOUT_HEADER_TIMEOUT": "2", "FANOUT_MIN_BODY_RATE": "1024"}
 

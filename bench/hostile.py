@@ -1,4 +1,5 @@
-"""Hostile webhook receivers and slow clients, on 127.0.0.1 only, each bounded in time and bytes.
+"""Hostile peers, on 127.0.0.1 only, each bounded in time and bytes: for `python -m bench abuse`
+and the end-to-end tests (tests/e2e/test_hostile_receivers.py, test_slow_clients.py).
 
 `HugeBody` answers 200 with a 1 GiB body; `Dripper` answers one byte of its status line at a
 time. Both record what they saw, so a test can tell whether the server hung up on them. The
