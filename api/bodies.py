@@ -20,8 +20,8 @@ from fastapi import Request
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-from fanout import readers
-from fanout.api.problems import Problem, validation_errors
+from fanout import jsonvalues, readers
+from fanout.api.problems import Problem, shorten, validation_errors
 from fanout.api.schemas import JobCreate
 from fanout.service import JobRequest
 from fanout.settings import Settings
@@ -103,11 +103,11 @@ def parse(body: bytes | bytearray) -> JobRequest:
     try:
         fields = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
     except (msgspec.DecodeError, RecursionError) as error:
-        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-        errors = [{"field": "body", "message": f"Invalid JSON: {reason}"}]
-        raise Problem(422, "The job is not valid", errors=errors) from error
+        raise not_json(body, error) from error
     raw = fields.pop("items", None)
     array = raw is not None and bytes(memoryview(raw)[:1]) == b"["
+    if raw is not None and array and jsonvalues.suspicious(memoryview(raw)):
+        _refuse_non_finite(bytes(memoryview(raw)))
     values = {name: from_json(bytes(memoryview(value))) for name, value in fields.items()}
     if raw is not None:
         values["items"] = (
@@ -122,6 +122,37 @@ def parse(body: bytes | bytearray) -> JobRequest:
         return request
     assert raw is not None
     return dataclasses.replace(request, items=readers.array_items(memoryview(raw)))
+
+
+def _refuse_non_finite(items: bytes) -> None:
+    """msgspec passes the items' bytes through unread, and they are read one at a time later:
+    name any NaN, Infinity or overflowing number among them now, by index (only when the bytes
+    hold something that could be one)."""
+    try:
+        found = jsonvalues.non_finite(from_json(items), "items")
+    except ValueError:
+        return  # not JSON: said when the items are read
+    if found:
+        errors = [{"field": path, "message": jsonvalues.MESSAGE} for path in found]
+        raise Problem(422, "The job is not valid", errors=errors)
+
+
+def not_json(body: bytes | bytearray, error: Exception) -> Problem:
+    """Why a body msgspec refused is not JSON: 422 naming each NaN, Infinity or overflowing
+    number by its path when that is all that is wrong (`items[3]`, `params.x`), else 400."""
+    if jsonvalues.suspicious(bytes(body)):
+        try:
+            found = jsonvalues.non_finite(from_json(body, allow_partial=False), "")
+        except ValueError:
+            found = []
+        if found:
+            errors = [{"field": path.lstrip("."), "message": jsonvalues.MESSAGE} for path in found]
+            return Problem(422, "The job is not valid", errors=errors)
+    if isinstance(error, msgspec.ValidationError):  # JSON, but not an object
+        errors = [{"field": "body", "message": str(error)}]
+        return Problem(422, "The job is not valid", errors=errors)
+    reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+    return Problem(400, f"The body is not JSON: {shorten(reason)}", title="Body is not JSON")
 
 
 def streamed_request(request: Request, format: readers.Format, settings: Settings) -> JobRequest:
@@ -158,7 +189,8 @@ def _query_job(request: Request) -> JobCreate:
     if webhook:
         fields["webhook"] = webhook
     try:
-        return JobCreate.model_validate({**fields, "items": []})
+        # Query values are strings: read as their fields' types (lax), unlike a JSON body.
+        return JobCreate.model_validate({**fields, "items": []}, strict=False)
     except ValidationError as error:
         errors = validation_errors(error.errors(include_url=False))
         as_query_fields(errors)

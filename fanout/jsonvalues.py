@@ -20,7 +20,7 @@ _MAYBE = re.compile(rb"NaN|Infinity|[eE][+-]?0*[1-9]\d{2}|\d{300}")
 MESSAGE = "NaN, Infinity and numbers beyond a double's range are not JSON (RFC 8259)"
 
 
-def suspicious(raw: bytes) -> bool:
+def suspicious(raw: bytes | memoryview) -> bool:
     return _MAYBE.search(raw) is not None
 
 

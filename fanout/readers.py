@@ -15,6 +15,8 @@ from typing import IO, Any, Literal
 import ijson
 from pydantic_core import from_json
 
+from fanout import jsonvalues
+
 Format = Literal["json", "jsonl", "csv"]
 FORMATS: dict[str, Format] = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 MEDIA_TYPES: dict[str, Format] = {
@@ -62,9 +64,12 @@ def _json_lines(stream: IO[bytes], max_line_bytes: int) -> Iterator[Any]:
         if line.isspace():
             continue
         try:
-            yield from_json(line)
+            value = from_json(line)
         except ValueError as error:
             raise Unreadable(number, f"not JSON: {error}") from None
+        if jsonvalues.suspicious(line) and (found := jsonvalues.non_finite(value, "item", 1)):
+            raise Unreadable(number, f"{jsonvalues.MESSAGE} (at {found[0]})")
+        yield value
 
 
 def _csv_rows(stream: IO[bytes], max_line_bytes: int) -> Iterator[dict[str, str]]:

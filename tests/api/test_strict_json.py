@@ -148,3 +148,18 @@ async def test_a_reducer_value_that_overflows_reads_as_null_not_infinity(
 
     assert strict_loads(read.text)["result"] is None
     assert strict_loads(listed.text)["items"][0]["result"] is None
+
+
+@pytest.mark.parametrize("line", [b"NaN", b'{"x": Infinity}', b"[1e999]"])
+async def test_an_ndjson_line_with_nan_or_infinity_is_a_422_naming_the_line(
+    client: httpx.AsyncClient, line: bytes
+) -> None:
+    response = await client.post(
+        "/jobs",
+        params={"task": "echo"},
+        content=b"1\n" + line + b"\n3\n",
+        headers={"content-type": "application/x-ndjson"},
+    )
+
+    assert [e["line"] for e in problem(response, 422)["errors"]] == [2]
+    assert await no_jobs(client)
