@@ -9,7 +9,7 @@ slow clients open raw sockets to a `fanout serve` and send a request a little at
 from __future__ import annotations
 
 import contextlib
-import select
+import selectors
 import socket
 import socketserver
 import threading
@@ -131,8 +131,17 @@ class Dripper(Hostile):
 
 def closed_by_peer(sock: socket.socket) -> bool:
     """The other side has closed: a read would return end of file (or the reset)."""
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    return bool(_readable([sock], 0)) and sock.recv(1, socket.MSG_PEEK) == b""
+
+
+def _readable(sockets: list[socket.socket], timeout: float) -> list[socket.socket]:
+    """Those of `sockets` with something to read (or closed), waiting up to `timeout`; epoll,
+    not select(), which fails on descriptors past 1024 in a long test session."""
+    with selectors.DefaultSelector() as selector:
+        for sock in sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        ready = {key.fd for key, _ in selector.select(timeout)}
+    return [sock for sock in sockets if sock.fileno() in ready]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -163,8 +172,7 @@ class SlowClients:
     def drip(self, byte: bytes, every: float, lasting: float) -> None:
         deadline = time.monotonic() + lasting
         while self.open() and time.monotonic() < deadline:
-            readable, _, _ = select.select(self.open(), [], [], every)
-            for sock in readable:
+            for sock in _readable(self.open(), every):
                 self.answers[sock.fileno()] = _read_to_end(sock)
             for sock in self.open():
                 with contextlib.suppress(OSError):
