@@ -116,7 +116,15 @@ def create_app(
                 title="Not ready",
                 headers={"retry-after": str(settings.unavailable_retry_after)},
             ) from error
-        body = {"status": "ready", "backlog": dataclasses.asdict(backlog)}
+        body = {
+            "status": "ready",
+            "backlog": dataclasses.asdict(backlog),
+            # Backpressure: POST /jobs answers 429 while either count is at its bound.
+            "backlog_bounds": {
+                "unstarted_chunks": settings.max_unstarted_chunks,
+                "undelivered_webhooks": settings.max_undelivered_webhooks,
+            },
+        }
         return Response(to_json(body), media_type="application/json")
 
     return app

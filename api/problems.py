@@ -19,6 +19,7 @@ from fanout.errors import (
     InvalidJob,
     JobFinished,
     JobNotFound,
+    Overloaded,
     StoreUnavailable,
 )
 from fanout.jobspec import field_errors
@@ -127,7 +128,18 @@ def install(app: FastAPI) -> None:
         )
         return problem_response(request, problem)
 
+    async def on_overloaded(request: Request, error: Exception) -> Response:
+        assert isinstance(error, Overloaded)
+        problem = Problem(
+            429,
+            f"Too much work is waiting: {error}. Retry after {error.retry_after} s.",
+            title="Backlog full",
+            headers={"retry-after": str(error.retry_after)},
+        )
+        return problem_response(request, problem)
+
     app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(Overloaded, on_overloaded)
     app.add_exception_handler(StoreUnavailable, on_unavailable)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(InvalidJob, on_invalid_job)

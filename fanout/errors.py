@@ -76,3 +76,15 @@ class TaskModuleError(FanoutError):
 class StoreUnavailable(BackendError):
     """The store cannot write now (a full disk, a read-only or failing database): nothing was
     written, and the same call may succeed later."""
+
+
+class Overloaded(FanoutError):
+    """Too much work waits to start (or to be announced) to accept more now: backpressure. The
+    caller should retry after `retry_after` seconds."""
+
+    def __init__(self, what: str, count: int, bound: int, retry_after: int) -> None:
+        super().__init__(f"{count} {what} wait, at or over the bound of {bound}")
+        self.what = what
+        self.count = count
+        self.bound = bound
+        self.retry_after = retry_after

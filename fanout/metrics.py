@@ -119,6 +119,17 @@ class _State:
             "Completion webhooks not delivered yet.",
             backlog.undelivered_webhooks,
         )
+        settings = self.service.settings
+        yield GaugeMetricFamily(
+            "fanout_max_unstarted_chunks",
+            "Backpressure: POST /jobs answers 429 at this many unstarted chunks.",
+            settings.max_unstarted_chunks,
+        )
+        yield GaugeMetricFamily(
+            "fanout_max_undelivered_webhooks",
+            "Backpressure: POST /jobs answers 429 at this many undelivered webhooks.",
+            settings.max_undelivered_webhooks,
+        )
         if self.live_workers is not None:
             yield GaugeMetricFamily(
                 "fanout_live_workers", "Worker processes alive.", self.live_workers()

@@ -24,7 +24,14 @@ from pydantic_core import from_json, to_json
 
 from fanout import chunking, logs, metrics, readers, results, runner, tasks, webhooks
 from fanout.crashpoints import crash_point
-from fanout.errors import InputUnavailable, InvalidJob, JobExists, JobFinished, JobNotFound
+from fanout.errors import (
+    InputUnavailable,
+    InvalidJob,
+    JobExists,
+    JobFinished,
+    JobNotFound,
+    Overloaded,
+)
 from fanout.intake import BATCH, Intake
 from fanout.models import (
     Backlog,
@@ -477,6 +484,20 @@ class Fanout:
             )
             self._backlog = (now, counted)
         return self._backlog[1]
+
+    def admit(self) -> None:
+        """Backpressure: raises Overloaded while the unstarted chunks or the undelivered
+        webhooks are at their bound (FANOUT_MAX_UNSTARTED_CHUNKS, _UNDELIVERED_WEBHOOKS), rather
+        than accept work that cannot start. Reads `backlog()`, so at most a second stale."""
+        backlog, settings = self.backlog(), self.settings
+        wait = settings.backpressure_retry_after
+        if backlog.unstarted_chunks >= settings.max_unstarted_chunks:
+            raise Overloaded(
+                "chunks", backlog.unstarted_chunks, settings.max_unstarted_chunks, wait
+            )
+        if backlog.undelivered_webhooks >= settings.max_undelivered_webhooks:
+            bound = settings.max_undelivered_webhooks
+            raise Overloaded("webhooks", backlog.undelivered_webhooks, bound, wait)
 
     def ready(self) -> Backlog:
         """Write to the store and read it back (raises StoreUnavailable when it cannot write),

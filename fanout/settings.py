@@ -142,6 +142,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     max_unstarted_chunks: int = Field(default=100_000, ge=1)
     max_undelivered_webhooks: int = Field(default=10_000, ge=1)
+    backpressure_retry_after: int = Field(default=5, ge=1)
 
     _split_csv = field_validator(
         "tasks", "api_keys", "allowed_hosts", "cors_origins", mode="before"

@@ -72,7 +72,10 @@ async def create_job(
     with the task and options as query parameters, read as a stream. With an
     `Idempotency-Key`, the same key and job replay the first response; a different job is a
     422, and a request still in progress with that key a 409 (until its lease runs out, if it
-    died). While the store cannot write, a 503 with `Retry-After`, and nothing stored."""
+    died). While the store cannot write, a 503 with `Retry-After`, and nothing stored. While
+    too much work waits to start, a 429 with `Retry-After` (backpressure), before the body is
+    read."""
+    await run_in_threadpool(service.admit)
     streamed = bodies.streamed_format(request)
     if streamed is not None:
         job_request = bodies.streamed_request(request, streamed, service.settings)

@@ -1,0 +1,36 @@
+"""Backpressure against the real `fanout serve`: many clients posting at once get 429s with
+Retry-After once the unstarted chunks reach their bound, and every job that was accepted
+finishes. Loopback only; the load is bounded in count."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.e2e.harness import TERMINAL, Launcher
+
+CLIENTS = 8
+POSTS_EACH = 15
+JOB = {"task": "sleep", "items": [0.05, 0.05], "chunk_size": 1}
+
+
+def test_concurrent_clients_are_pushed_back_and_every_accepted_job_finishes(
+    fanout: Launcher,
+) -> None:
+    server = fanout.serve(workers=1, env={"FANOUT_MAX_UNSTARTED_CHUNKS": "10"})
+
+    def post_all(_: int) -> list[httpx.Response]:
+        with httpx.Client(base_url=server.url, timeout=30.0) as client:
+            return [client.post("/jobs", json=JOB) for _ in range(POSTS_EACH)]
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        responses = [r for batch in pool.map(post_all, range(CLIENTS)) for r in batch]
+
+    accepted = [r.json()["id"] for r in responses if r.status_code == 202]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(accepted) + len(refused) == CLIENTS * POSTS_EACH
+    assert refused, "no request was pushed back"
+    assert all(r.headers["retry-after"].isdigit() for r in refused)
+    for job_id in accepted:
+        assert server.wait_for_job(job_id, 120.0)["status"] in TERMINAL
