@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import abuse, chaos, compare, cost, export, status, throughput
+from bench import abuse, chaos, coldstart, compare, cost, export, status, throughput
 
 
 def main() -> int:
@@ -51,11 +51,19 @@ def main() -> int:
             description=abuse.__doc__,
         )
     )
+    coldstart.add_arguments(
+        benchmarks.add_parser(
+            "coldstart",
+            help="Lambda handler imports vs their floors",
+            description=coldstart.__doc__,
+        )
+    )
     args = parser.parse_args()
     runs = {
         "chaos": chaos.run,
-        "cost": cost.run,
+        "coldstart": coldstart.run,
         "compare": compare.run,
+        "cost": cost.run,
         "export": export.run,
         "status": status.run,
         "abuse": abuse.run,

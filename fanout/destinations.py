@@ -15,8 +15,6 @@ import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-import httpx
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -83,6 +81,11 @@ def forbidden(address: Address) -> bool:
 
 def parts(url: str) -> tuple[str, str, int]:
     """Scheme, host and port of an absolute http(s) URL the sender can request."""
+    # Imported here: importing httpx imports its command-line client too (click, rich,
+    # pygments) where those are installed, which the queue-side Lambda handlers, importing
+    # this module but never sending, should not pay for on every cold start.
+    import httpx
+
     try:
         httpx.URL(url)  # refuses what the sender could not request (control characters, ...)
         split = urlsplit(url)

@@ -15,14 +15,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
 from standardwebhooks import Webhook as Signer
 
 from fanout import destinations
 from fanout.destinations import Network, UnsafeURL, check_url, resolve
 from fanout.models import WebhookEvent
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "Attempt",
@@ -88,6 +91,8 @@ async def send(
     """POST the event once, within one deadline covering the name lookup, connect, send and the
     answer, so a receiver that drips its answer a byte at a time is cut off at `timeout`. At
     most `limit` bytes of the answer are read. Never raises for anything the receiver does."""
+    import httpx  # here, not at the top: see fanout.destinations.parts
+
     try:
         async with asyncio.timeout(timeout):
             return await _post(event, client, allow, limit, timeout)

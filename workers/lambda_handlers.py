@@ -5,6 +5,11 @@ events). Each `handle_*` function takes the service explicitly, so tests run it 
 
 SQS sources use partial batch responses (`ReportBatchItemFailures`): a failed record comes back
 alone after its visibility timeout, and the ones that succeeded are not run again.
+
+Cold start: this module imports no web framework and no HTTP client (the notifier's is imported
+when a notifier runs), and reads SQS records as the plain dicts Lambda delivers. Powertools'
+batch utility would do the same in a few lines more, but importing it imports every parser
+model of Powertools (some 100 ms) whenever pydantic is loaded, as here it always is.
 """
 
 from __future__ import annotations
@@ -13,16 +18,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
-
-import httpx
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fanout.backends.aws.notices import notice_of
 from fanout.backends.aws.queue import DEAD
@@ -31,15 +27,28 @@ from fanout.models import ChunkRef, Delivery, JobId, WebhookEvent
 from fanout.readers import TooLarge
 from fanout.service import Fanout
 from fanout.settings import Settings
-from fanout.webhooks import Attempt
 from fanout.wiring import build
 from fanout.workers import input_files
-from fanout.workers.notifier import deliver_now
+
+if TYPE_CHECKING:
+    import httpx
+
+    from fanout.webhooks import Attempt
 
 log = logging.getLogger("fanout.lambda")
 Event = dict[str, Any]
-BatchResponse = PartialItemFailureResponse
+SQSRecord = dict[str, Any]  # one of an SQS event's "Records", as Lambda delivers it
 NOTIFY_BATCH = 32
+
+
+class ItemFailure(TypedDict):
+    itemIdentifier: str
+
+
+class BatchResponse(TypedDict):
+    """Lambda's partial batch response for SQS: the message ids to deliver again."""
+
+    batchItemFailures: list[ItemFailure]
 
 
 @functools.cache
@@ -50,28 +59,27 @@ def service() -> Fanout:
 def delivery(record: SQSRecord, receipt_prefix: str = "") -> Delivery:
     """A chunk message (`{"job_id", "start", "end"}`, as SqsChunkQueue sends it) as a delivery.
     SqsChunkQueue marks a dead letter's receipt with a prefix, so it deletes from the DLQ."""
-    body = json.loads(record.body)
+    body = json.loads(record["body"])
     return Delivery(
         ChunkRef(JobId(body["job_id"]), int(body["start"]), int(body["end"])),
-        receipt=receipt_prefix + record.receipt_handle,
-        receive_count=int(record.attributes.approximate_receive_count),
+        receipt=receipt_prefix + record["receiptHandle"],
+        receive_count=int(record["attributes"]["ApproximateReceiveCount"]),
     )
 
 
 def each_record(event: Event, handle: Callable[[SQSRecord], None]) -> BatchResponse:
-    """Run `handle` on every record; report the ones that raised as the batch's failures."""
-
-    def logged(record: SQSRecord) -> None:
+    """Run `handle` on every record; report the ones that raised as the batch's failures
+    (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html). When every
+    record failed they are all reported, as for a partial failure, rather than failing the
+    invocation: the same records come back either way, and errors stay for real crashes."""
+    failures: list[ItemFailure] = []
+    for record in event["Records"]:
         try:
             handle(record)
         except Exception:
-            log.exception("message %s failed", record.message_id)
-            raise
-
-    # Every record failed: report them all, as for a partial failure, rather than fail the
-    # invocation (the same records come back either way; this keeps errors for real crashes).
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=logged, processor=processor)
+            log.exception("message %s failed", record["messageId"])
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
 
 
 def handle_chunks(fanout: Fanout, event: Event) -> BatchResponse:
@@ -93,13 +101,15 @@ def handle_notifications(
     notice whose delivery fails succeeds anyway: the service announces the retry with a delay,
     or leaves it to the sweep. Only a record that could not be handled at all (unreadable, the
     table failing) comes back."""
+    from fanout.workers.notifier import deliver_now  # httpx: only where webhooks are sent
+
     if "Records" not in event:
         _log_failures(deliver_now(fanout, fanout.due_events(NOTIFY_BATCH), transport))
         return None
     due: list[WebhookEvent] = []
 
     def take(record: SQSRecord) -> None:
-        found = fanout.notice_event(notice_of(record.body))
+        found = fanout.notice_event(notice_of(record["body"]))
         if found is not None:
             due.append(found)
 

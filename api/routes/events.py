@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.types import Receive, Scope, Send
 
 from fanout.api.deps import Service, Tenant
 from fanout.api.problems import Problem
 from fanout.api.watch import JobWatches, Watch, snapshot
 from fanout.models import Job, JobId
+
+if TYPE_CHECKING:
+    from sse_starlette import ServerSentEvent
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 EVENT_STREAM = "text/event-stream"
@@ -49,20 +50,6 @@ class Streams:
         return release
 
 
-class _Stream(EventSourceResponse):
-    """An event stream that gives back its reservation however it ends (even unstarted)."""
-
-    def __init__(self, content: AsyncIterator[ServerSentEvent], release: Callable[[], None]):
-        super().__init__(content, ping=15, send_timeout=30)
-        self.release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.release()
-
-
 async def _events(
     streams: Streams, tenant: Tenant, job: Job, seen: str | None
 ) -> AsyncIterator[ServerSentEvent]:
@@ -75,10 +62,12 @@ async def _events(
 
 
 async def _changes(watch: Watch, seen: str | None) -> AsyncIterator[ServerSentEvent]:
+    from fanout.api import sse
+
     while True:
         latest = await watch.after(seen)
         kind = "end" if latest.terminal else "progress"
-        yield ServerSentEvent(data=latest.data.decode(), event=kind, id=latest.id)
+        yield sse.event(latest.data.decode(), kind, latest.id)
         if latest.terminal:
             return
         seen = latest.id
@@ -108,4 +97,6 @@ async def job_events(
         return Response(status_code=204)
     streams: Streams = request.app.state.streams
     release = streams.reserve(request.client.host if request.client else "")
-    return _Stream(_events(streams, tenant, job, last_event_id), release)
+    from fanout.api import sse  # sse-starlette, when a stream opens: see fanout.api.sse
+
+    return sse.ReservedStream(_events(streams, tenant, job, last_event_id), release)

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from mangum import Mangum
 from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
 
@@ -253,7 +252,7 @@ def test_a_record_becomes_a_delivery_with_its_receipt_and_receive_count(
 ) -> None:
     job = submit(service, [1, 2], chunk_size=2)
     [sent] = received(service)
-    record = SQSRecord(chunk_message(Delivery(sent.chunk, "r-1", 3)))
+    record = chunk_message(Delivery(sent.chunk, "r-1", 3))
     assert lambda_handlers.delivery(record) == Delivery(sent.chunk, "r-1", 3)
     assert sent.chunk.job_id == job.id
 

@@ -1,12 +1,15 @@
 """boto3 clients, created once and passed to every adapter, and vendor error translation.
 
-boto3 is imported here only, and only when the AWS backend is built: a laptop running the
-embedded default never imports it (it costs ~270 ms of a cold start).
+boto3 is imported here only, and only when the first client is used: a laptop running the
+embedded default never imports it, and a Lambda function imports it on its first event, not at
+its cold start (it costs ~270 ms).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +17,53 @@ from typing import Any
 from fanout.errors import BackendError
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class LazyClient:
+    """A boto3 client made on its first use. Making one loads its service's model (tens of ms
+    each), so a cold start makes none, and a Lambda function makes only the clients it calls."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()
+                client = self._client
+        return getattr(client, name)
+
+
+class _Maker:
+    """boto3, its session and the clients' config, when the first client is made (a boto3
+    session is not thread-safe: clients are made one at a time)."""
+
+    def __init__(self, session: Any, endpoint_url: str | None) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self.config: Any = None
+        self.lock = threading.Lock()
+
+    def client(self, name: str) -> Any:
+        with self.lock:
+            if self.config is None:
+                self.session, self.config = _session(self.session)
+            return self.session.client(name, endpoint_url=self.endpoint_url, config=self.config)
+
+
+def _session(session: Any) -> tuple[Any, Any]:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        raise ImportError("the AWS backend needs boto3: pip install 'fanout[aws]'") from error
+    # Standard retry mode backs off on throttling; the pool serves a threaded poller.
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
+    return session or boto3.session.Session(), config
 
 
 @dataclass(frozen=True)
@@ -26,21 +76,11 @@ class Clients:
     @classmethod
     def create(cls, session: Any = None, endpoint_url: str | None = None) -> Clients:
         """Clients from a boto3 session (default: the environment's credentials and region;
-        `AWS_ENDPOINT_URL` is honoured by boto3 itself when `endpoint_url` is None)."""
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError as error:  # pragma: no cover - depends on the installed extras
-            raise ImportError("the AWS backend needs boto3: pip install 'fanout[aws]'") from error
-
-        session = session or boto3.session.Session()
-        # Standard retry mode backs off on throttling; the pool serves a threaded poller.
-        config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
-
-        def client(name: str) -> Any:
-            return session.client(name, endpoint_url=endpoint_url, config=config)
-
-        return cls(client("dynamodb"), client("dynamodbstreams"), client("sqs"), client("s3"))
+        `AWS_ENDPOINT_URL` is honoured by boto3 itself when `endpoint_url` is None). Each is
+        made on its first use, and boto3 is imported then."""
+        maker = _Maker(session, endpoint_url)
+        names = ("dynamodb", "dynamodbstreams", "sqs", "s3")
+        return cls(*(LazyClient(functools.partial(maker.client, name)) for name in names))
 
 
 def error_code(error: BaseException) -> str | None:

@@ -1,0 +1,49 @@
+"""What a Lambda cold start imports: the handler modules, in a fresh interpreter with a deployed
+function's environment, load no package they need only later or never (their time is in
+`python -m bench coldstart`; here only which packages, so nothing depends on the machine)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.coldstart import LAMBDA_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAM = """
+import json, sys
+import {module}
+print(json.dumps(sorted({{name.partition(".")[0] for name in sys.modules}})))
+"""
+# boto3 is imported with the first AWS client, on the first event; httpx (with its command-line
+# client: click, rich, pygments) when a webhook is sent; sse-starlette (and uvicorn) when an
+# event stream opens; Powertools' batch utility not at all.
+LATER = {"boto3", "botocore", "httpx", "click", "rich", "pygments", "aws_lambda_powertools"}
+WEB = {"fastapi", "starlette", "mangum", "sse_starlette", "uvicorn", "anyio"}
+
+
+def loaded(module: str) -> set[str]:
+    env = {**LAMBDA_ENV, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM.format(module=module)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_the_queue_side_handlers_import_no_web_framework_http_client_or_aws_sdk() -> None:
+    assert loaded("fanout.workers.lambda_handlers") & (LATER | WEB) == set()
+
+
+def test_the_api_handler_builds_its_app_without_importing_the_aws_sdk_or_a_server() -> None:
+    found = loaded("fanout.api.lambda_handler")
+
+    assert {"fastapi", "mangum"} <= found
+    assert found & (LATER | {"sse_starlette", "uvicorn"}) == set()
