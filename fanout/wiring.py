@@ -57,6 +57,7 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         meter,
     )
     from fanout.backends.aws.bootstrap import queue_names, queue_url
+    from fanout.backends.aws.clients import when_made
     from fanout.backends.aws.inputs import S3InputFiles
     from fanout.backends.aws.notices import SqsNotificationQueue
     from fanout.backends.aws.outputs import S3FinalOutputs
@@ -68,7 +69,7 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         else Clients.create(session_or_clients)
     )
     for client in (clients.dynamodb, clients.sqs, clients.s3):
-        meter.attach(client)
+        when_made(client, meter.attach)
     names = queue_names(settings)
     table = Table(settings.table, clients.dynamodb)
     blobs = S3Blobs(settings.bucket, clients.s3)

@@ -108,6 +108,22 @@ def test_the_status_benchmark_prints_both_routes_and_their_ratio() -> None:
     assert "vs bare" in done.stderr.decode()
 
 
+def test_the_coldstart_benchmark_times_both_handler_modules_beside_their_floors() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "coldstart", "--runs", "1", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    for key in ("handler", "bare", "queue", "queue_floor"):
+        assert report[key]["median_import_seconds"] > 0
+    assert report["ratio"] > 0 and report["queue_ratio"] > 0
+    assert "queue-side handlers" in done.stderr.decode()
+
+
 class RecordingFanout(FanoutSystem):
     """Notes the server's process tree just before stopping it."""
 

@@ -26,16 +26,39 @@ class LazyClient:
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
         self._client: Any = None
+        self._hooks: list[Callable[[Any], None]] = []
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
+        return getattr(self._made(), name)
+
+    def _made(self) -> Any:
         client = self._client
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._make()
+                    made = self._make()
+                    for hook in self._hooks:
+                        hook(made)
+                    self._client = made
                 client = self._client
-        return getattr(client, name)
+        return client
+
+    def when_made(self, hook: Callable[[Any], None]) -> None:
+        """Call `hook` with the client once it is made (now, if it already is)."""
+        with self._lock:
+            if self._client is None:
+                self._hooks.append(hook)
+                return
+        hook(self._client)
+
+
+def when_made(client: Any, hook: Callable[[Any], None]) -> None:
+    """`hook(client)` for a client made already, or when a `LazyClient` makes its own."""
+    if isinstance(client, LazyClient):
+        client.when_made(hook)
+    else:
+        hook(client)
 
 
 class _Maker:
