@@ -18,7 +18,9 @@ from fanout.errors import (
     IdempotencyMismatch,
     InvalidJob,
     JobFinished,
+    JobNotFinished,
     JobNotFound,
+    NothingToRedrive,
     Overloaded,
     StoreUnavailable,
 )
@@ -147,5 +149,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(JobNotFound, handle(404, "Job not found"))
     app.add_exception_handler(JobFinished, handle(409, "Job has already ended"))
+    app.add_exception_handler(JobNotFinished, handle(409, "Job is still running"))
+    app.add_exception_handler(NothingToRedrive, handle(409, "Nothing to redrive"))
     app.add_exception_handler(IdempotencyConflict, handle(409, "Request in progress"))
     app.add_exception_handler(IdempotencyMismatch, handle(422, "Idempotency key reused"))

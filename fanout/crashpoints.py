@@ -8,7 +8,9 @@ The points (`fanout.service`): `submit.stored` (job stored, first window not yet
 `submit.keyed` (keyed job stored, its key not yet finished), `record.stored` (chunk result
 stored, released chunks not yet sent, message not yet deleted), `aggregate.counted` (results
 counted, released chunks not yet sent), `finalize.output` (final output written, job not yet
-terminal), `finalize.claimed` (job terminal, event not yet announced).
+terminal), `finalize.claimed` (job terminal, event not yet announced), `redrive.stored` (a
+redrive stored, its first window not yet sent); on AWS, `redrive.committed` (the job queued
+again and marked, its failed items not yet cut into chunks, nothing planned).
 """
 
 from __future__ import annotations

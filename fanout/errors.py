@@ -13,6 +13,14 @@ class JobFinished(FanoutError):
     """The job is already terminal, so it cannot be changed."""
 
 
+class JobNotFinished(FanoutError):
+    """The job is still queued or running, so it cannot be redriven yet."""
+
+
+class NothingToRedrive(FanoutError):
+    """Every item of the job succeeded: a redrive would run nothing."""
+
+
 class InvalidJob(FanoutError):
     """The submission is not acceptable; `errors` names the fields or item indices."""
 

@@ -163,6 +163,8 @@ class Job:
     output: str | None = None
     usage: Usage = field(default_factory=Usage)
     redrive_count: int = 0
+    # When a job with a timeout times out: its creation (or its last redrive) plus the timeout.
+    deadline: float | None = None
 
     @property
     def cancelled(self) -> int:

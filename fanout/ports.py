@@ -71,6 +71,15 @@ class JobStore(Protocol):
         index, its outcome lines joined by newlines). Chunks not yet recorded are absent."""
         ...
 
+    def redrive(self, job_id: JobId, now: float) -> list[ChunkRef]:
+        """Make an ended job's failed items, and those that never ran, pending again, as a new
+        run of the same job: its failed count back to 0, status queued, `redrive_count` up by
+        one, its previous completion event dropped (the next end queues a new one, with a new
+        id); what the job recorded for its other items stays. Releases the first window and
+        returns it. Atomic: after a crash either nothing changed or the job runs again. Raises
+        JobNotFinished while it runs, NothingToRedrive when every item succeeded."""
+        ...
+
     def webhook_secret(self, job_id: JobId) -> str | None: ...
 
     def claim_completion(

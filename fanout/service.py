@@ -175,6 +175,12 @@ class Submission:
 STATS_TTL = 5.0  # seconds a task's measured time per item is reused before it is read again
 
 
+def event_id(job: Job) -> EventId:
+    """The completion event's id (the `webhook-id`): one per run, a redrive's runs counted."""
+    suffix = f"_{job.redrive_count}" if job.redrive_count else ""
+    return EventId(f"evt_{job.id}{suffix}")
+
+
 def new_job_id() -> JobId:
     """Time-ordered, so ids sort by creation like the listing does."""
     return JobId(f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}")
@@ -467,6 +473,20 @@ class Fanout:
             raise JobFinished(job_id)
         return self.get(tenant, job_id)
 
+    def redrive(self, tenant: TenantId, job_id: JobId) -> Job:
+        """Run an ended job's failed items again and, if it was cancelled or timed out, the
+        items that never ran, as Step Functions' RedriveExecution does for a Map Run: the same
+        job, its attempts afresh, its results still in input order, and one new completion
+        event (a new webhook id) when it ends again. Raises JobNotFinished while it runs,
+        NothingToRedrive when every item succeeded."""
+        self.get(tenant, job_id)  # another tenant's job is not found
+        released = self.backend.jobs.redrive(job_id, time.time())
+        crash_point("redrive.stored")
+        self._send(released)
+        job = self.get(tenant, job_id)
+        log.info("job %s redriven (%d)", job_id, job.redrive_count)
+        return job
+
     def set_max_concurrency(self, tenant: TenantId, job_id: JobId, value: int) -> Job:
         job = self.get(tenant, job_id)
         if job.status.terminal:
@@ -714,7 +734,7 @@ class Fanout:
         event = None
         if job.webhook_url is not None:
             event = WebhookEvent(
-                id=EventId(f"evt_{job.id}"),
+                id=event_id(job),
                 job_id=job.id,
                 url=job.webhook_url,
                 secret=self._secret(job.id),
@@ -776,7 +796,7 @@ class Fanout:
         for job in self.backend.reconcilable.jobs_to_reconcile(now, self.settings.stale_after):
             if job.succeeded + job.failed == job.total:
                 self.finalize(job.id)
-            elif job.options.timeout_seconds and now > job.created_at + job.options.timeout_seconds:
+            elif job.deadline is not None and now > job.deadline:
                 error = f"timed out after {job.options.timeout_seconds} s"
                 self._complete(job, JobStatus.FAILED, None, error)
             else:

@@ -124,6 +124,16 @@ async def cancel_job(job_id: str, service: Service, tenant: Tenant) -> Response:
     return json_response(public_job(service.cancel(tenant, JobId(job_id))))
 
 
+@router.post("/{job_id}/redrive", response_model=JobPublic)
+async def redrive_job(job_id: str, service: Service, tenant: Tenant) -> Response:
+    """Run an ended job's failed items again (and a cancelled or timed-out job's items that never
+    ran), as Step Functions' RedriveExecution: same job id, `redrive_count` up by one, counts
+    moved back, attempts afresh, results in input order, a new completion event with a new
+    webhook id. 409 while it runs, or when every item succeeded."""
+    job = await run_in_threadpool(service.redrive, tenant, JobId(job_id))
+    return json_response(public_job(job))
+
+
 def _matcher(status: str) -> re.Pattern[bytes]:
     """Every line starts `{"index":N,"status":"...` (the runner writes them so)."""
     return re.compile(rb'\{"index":\d+,"status":"%b"' % status.encode())

@@ -196,11 +196,16 @@ function renderJob(job) {
 function renderUsage(usage) {
   $("usage-title").hidden = !usage;
   if (!usage) return $("usage").replaceChildren();
-  const entries = [];
-  for (const [name, value] of Object.entries(usage)) {
-    if (value && typeof value === "object") {
-      for (const [inner, amount] of Object.entries(value)) entries.push([`${name}: ${inner}`, amount]);
-    } else entries.push([name.replaceAll("_", " "), value]);
+  const entries = [
+    ["chunks", usage.chunks],
+    ["attempts", usage.attempts],
+    ["worker seconds", `${usage.worker_seconds.toFixed(3)} s`],
+  ];
+  for (const [kind, count] of Object.entries(usage.requests || {})) {
+    entries.push([kind, Number.isInteger(count) ? count : count.toFixed(1)]);
+  }
+  if (usage.cost_usd !== null && usage.cost_usd !== undefined) {
+    entries.push(["cost (list prices)", `$${usage.cost_usd.toPrecision(3)}`]);
   }
   definitions($("usage"), entries);
 }

@@ -15,8 +15,14 @@ BACKENDS = ["sqlite", "aws"]
 
 
 def serve(fanout: Launcher, backend: str, workers: int = 2, **env: str) -> Server:
+    return fanout.serve(workers=workers, env={**environment(fanout, backend), **env})
+
+
+def environment(fanout: Launcher, backend: str) -> dict[str, str]:
+    """What a `fanout serve` on `backend` needs; on AWS, fresh resources on the moto server
+    (serving again with the same environment finds the same ones, as a restart would)."""
     if backend == "sqlite":
-        return fanout.serve(workers=workers, env=env)
+        return {}
     environment = aws_environment(fanout, f"t{uuid.uuid4().hex[:12]}-{os.getpid()}")
     bootstrapped = subprocess.run(
         [sys.executable, "-m", "fanout", "aws", "bootstrap"],
@@ -28,6 +34,4 @@ def serve(fanout: Launcher, backend: str, workers: int = 2, **env: str) -> Serve
         check=True,
     )
     settings = dict(line.split("=", 1) for line in bootstrapped.stdout.splitlines())
-    return fanout.serve(
-        workers=workers, env={**environment, **settings, "FANOUT_BACKEND": "aws", **env}
-    )
+    return {**environment, **settings, "FANOUT_BACKEND": "aws"}

@@ -76,7 +76,7 @@ def test_submit_wait_results_and_listing_from_files_and_stdin(
     assert f"job {job_id} succeeded" in status.stdout
 
 
-def test_a_failed_job_exits_1_and_refused_requests_exit_2_naming_the_problem(
+def test_a_failed_job_exits_1_a_redrive_fixes_it_and_refused_requests_exit_2(
     fanout: Launcher, tmp_path: Path
 ) -> None:
     server = fanout.serve(env={"FANOUT_API_KEYS": "key-a:tenant-a"})
@@ -97,6 +97,13 @@ def test_a_failed_job_exits_1_and_refused_requests_exit_2_naming_the_problem(
     )
     assert failing.returncode == 1, failing.stderr
     assert "failed: 2 succeeded, 1 failed of 3" in failing.stderr
+
+    (tmp_path / "fixed").touch()
+    redriven = cli(server, "redrive", failing.stdout.strip(), "--wait", env=key)
+    assert redriven.returncode == 0, redriven.stderr
+    assert "succeeded: 3 succeeded, 0 failed of 3" in redriven.stderr
+    again = cli(server, "redrive", failing.stdout.strip(), env=key)
+    assert again.returncode == 2 and "409 Nothing to redrive" in again.stderr
 
     unknown = cli(server, "submit", "no_such_task", str(tmp_path / "items.json"), env=key)
     assert unknown.returncode == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 
@@ -88,6 +90,9 @@ def test_errors_raise_with_the_problem_details_naming_the_field_or_item(
         client.wait(job.id, timeout=30)
         with pytest.raises(Conflict):
             client.cancel(job.id)
+        with pytest.raises(Conflict) as nothing:
+            client.redrive(job.id)
+        assert nothing.value.problem.title == "Nothing to redrive"
         assert client.list().items[0].id == job.id  # nothing half-created by the 422s
 
 
@@ -125,3 +130,19 @@ def test_verify_webhook_accepts_the_servers_signed_event_and_refuses_a_tampered_
     other = "whsec_" + "A" * 32
     with pytest.raises(InvalidSignature):
         verify_webhook(delivered.body, delivered.headers, other)
+
+
+def test_redrive_through_the_client_runs_the_failed_items_again(
+    fanout: Launcher, tmp_path: Path
+) -> None:
+    server = fanout.serve()
+    (tmp_path / "runs").touch()
+    params = {"dir": str(tmp_path), "fail": [2]}
+    with Client(server.url) as client:
+        job = client.submit("fail_until_fixed", [1, 2, 3], params=params)
+        assert client.wait(job.id, timeout=30).status == "failed"
+        (tmp_path / "fixed").touch()
+        again = client.redrive(job.id)
+        assert again.redrive_count == 1
+        done = client.wait(job.id, timeout=30)
+        assert (done.status, done.counts.succeeded, done.redrive_count) == ("succeeded", 3, 1)

@@ -113,7 +113,7 @@ def test_the_dashboard_asks_for_the_key_lists_jobs_and_follows_one_to_100_percen
     page.screenshot(path=tmp_path / "jobs.png", full_page=True)
 
 
-def test_failed_items_show_their_errors_and_cancel_stops_a_running_job(
+def test_failed_items_show_their_errors_redrive_fixes_them_and_cancel_stops_a_job(
     fanout: Launcher, page: Page, tmp_path: Path
 ) -> None:
     server = fanout.serve(env={"FANOUT_API_KEYS": f"{KEY}:tenant-a"})
@@ -136,6 +136,16 @@ def test_failed_items_show_their_errors_and_cancel_stops_a_running_job(
     expect(failures.nth(1)).to_contain_text("item 4 is broken")
     expect(page.locator("#redrive")).to_be_visible()
     page.screenshot(path=tmp_path / "failed.png", full_page=True)
+
+    (tmp_path / "fixed").touch()
+    page.click("#redrive")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(page.locator("#percent")).to_have_text("100 %")
+    expect(page.locator("#details [data-name='redrives'] dd")).to_have_text("1")
+    expect(page.locator("#failed-rows tr")).to_have_count(0)
+    expect(page.locator("#no-failures")).to_be_visible()
+    expect(page.locator("#redrive")).to_be_hidden()
+    page.screenshot(path=tmp_path / "redriven.png", full_page=True)
 
     running = submit(
         server, {"task": "gated", "items": [1, 2, 3], "params": {"dir": str(tmp_path)}}

@@ -95,10 +95,12 @@ def gated(n: int, params: dict[str, Any]) -> int:
 @task(max_attempts=2)
 def fail_until_fixed(n: int, params: dict[str, Any]) -> int:
     """Items listed in `params["fail"]` fail until the file `params["dir"]`/fixed exists; each
-    run of an item appends its index to `params["dir"]`/runs, so a test sees what ran."""
+    run of an item appends its index to `params["dir"]`/runs, so a test sees what ran, then
+    takes `params["pause"]` seconds (default none)."""
     folder = Path(params["dir"])
     with (folder / "runs").open("a") as runs:
         runs.write(f"{n}\n")
+    time.sleep(params.get("pause", 0))
     if n in params["fail"] and not (folder / "fixed").exists():
         raise ValueError(f"item {n} is broken")
     return n * 10

@@ -36,6 +36,8 @@ class DynamoFanIn:
             image = change.get("NewImage") or {}
             if record.get("eventName") != "INSERT" or image.get("kind") != {"S": "result"}:
                 continue
+            if "carried" in image:  # a redrive's copy of a result already counted
+                continue
             result = decode_item(image)
             chunk = chunk_of(result)
             outcome = self._count(chunk, result, change["SequenceNumber"].zfill(SEQUENCE_DIGITS))

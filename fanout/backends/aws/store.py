@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import dataclasses
+import itertools
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 from pydantic_core import from_json, to_json
 
 from fanout.backends.aws.blobs import S3Blobs
+from fanout.backends.aws.redrive import REDRIVE_GRACE, Redrive, plan_sk
 from fanout.backends.aws.table import (
     INLINE_LIMIT,
     Item,
@@ -34,6 +36,7 @@ from fanout.backends.aws.table import (
     result_key,
     result_sk,
 )
+from fanout.crashpoints import crash_point
 from fanout.errors import BackendError, JobExists
 from fanout.models import (
     ChunkInput,
@@ -124,6 +127,7 @@ def job_from_item(item: Item) -> Job:
         event=event_from_item(item) if "event_id" in item else None,
         usage=usage_from_item(item),
         redrive_count=item.get("redrive_count", 0),
+        deadline=item.get("deadline"),
     )
 
 
@@ -162,7 +166,8 @@ class DynamoJobStore:
         self.table = table
         self.blobs = blobs
         self.retention = retention_days * 86400
-        self._plans: dict[tuple[str, int], list[int]] = {}  # plan pages never change
+        # Plan pages never change (a redrive writes a new generation).
+        self._plans: dict[tuple[str, int, int], list[tuple[int, int]]] = {}
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -500,11 +505,14 @@ class DynamoJobStore:
         if counted or self._recorded(chunk):
             # Done whether or not this call put the result: a crash between the two writes
             # must not leave a recorded chunk runnable.
+            # A chunk with failed items keeps its input (inline; an S3 range stays anyway): a
+            # redrive runs those items again.
+            drop = " REMOVE #items" if result.failed == 0 else ""
             self.table.update(
                 chunk_key(chunk),
-                "SET #state = :done REMOVE #items",
+                f"SET #state = :done{drop}",
                 condition=IS_LIVE,
-                names={**STATE, "#items": "items"},
+                names={**STATE, "#items": "items"} if drop else STATE,
                 values={":done": "done", **LIVE_VALUES},
             )
         return RecordOutcome(counted=counted)
@@ -575,6 +583,9 @@ class DynamoJobStore:
         job = self.table.get(job_key(job_id))
         if job is None or JobStatus(job["status"]).terminal:
             return []
+        if job.get("redriving") is not None:  # a redrive that crashed before it opened
+            opened = Redrive(self).prepare_and_open(job)
+            return [] if opened is None else self.release(opened)
         chunks = self.table.query(
             "pk = :pk AND begins_with(sk, :chunk)",
             {":pk": f"JOB#{job_id}", ":chunk": "CHUNK#"},
@@ -584,7 +595,13 @@ class DynamoJobStore:
             c
             for c in chunks
             if c["state"] in ("ready", "running")
-            and (c.get("half") or c["ordinal"] < job["next_chunk"])
+            and (
+                c.get("half")
+                or (
+                    c.get("gen", 0) == job.get("plan_gen", 0)
+                    and c.get("ordinal", job["next_chunk"]) < job["next_chunk"]
+                )
+            )
         ]
         # A running chunk's message is deleted only once it is recorded: never lost. A ready
         # one's may have been (a crash between the release and the send): send it again.
@@ -630,33 +647,77 @@ class DynamoJobStore:
                 },
             )
             if moved is not None:
-                return self._originals(JobId(job["id"]), seen, seen + room)
+                return self._planned(JobId(job["id"]), job.get("plan_gen", 0), seen, seen + room)
             again = self.table.get(job_key(job["id"]))
             if again is None:
                 return []
             job = again
         raise BackendError(f"releasing chunks of job {job['id']} lost {RELEASE_ATTEMPTS} races")
 
-    def _originals(self, job_id: JobId, first: int, stop: int) -> list[ChunkRef]:
-        """Original chunks `first` to `stop` (exclusive) by ordinal, from the plan items."""
+    def _planned(self, job_id: JobId, generation: int, first: int, stop: int) -> list[ChunkRef]:
+        """The chunks of plan `generation` (0: the original chunks; then each redrive's) with
+        ordinals `first` to `stop` (exclusive), from its plan items."""
         refs = []
         for ordinal in range(first, stop):
             page, offset = divmod(ordinal, PLAN_PAGE)
-            bounds = self._plan(job_id, page)
-            refs.append(ChunkRef(job_id, bounds[offset], bounds[offset + 1]))
+            start, end = self._plan(job_id, generation, page)[offset]
+            refs.append(ChunkRef(job_id, start, end))
         return refs
 
-    def _plan(self, job_id: JobId, page: int) -> list[int]:
-        bounds = self._plans.get((job_id, page))
-        if bounds is None:
-            item = self.table.get(plan_key(job_id, page), consistent=False)
+    def _plan(self, job_id: JobId, generation: int, page: int) -> list[tuple[int, int]]:
+        ranges = self._plans.get((job_id, generation, page))
+        if ranges is None:
+            item = self.table.get({"pk": f"JOB#{job_id}", "sk": plan_sk(generation, page)}, False)
             if item is None:
                 raise BackendError(f"plan page {page} of job {job_id} is missing")
-            bounds = array.array("q", item["bounds"]).tolist()
+            if "bounds" in item:  # the original chunks meet: each one's end is the next's start
+                bounds = array.array("q", item["bounds"]).tolist()
+                ranges = list(itertools.pairwise(bounds))
+            else:  # a redrive's chunks need not: their starts, then their ends
+                packed = array.array("q", item["starts_ends"]).tolist()
+                half = len(packed) // 2
+                ranges = list(zip(packed[:half], packed[half:], strict=True))
             if len(self._plans) > 4096:
                 self._plans.clear()
-            self._plans[(job_id, page)] = bounds
-        return bounds
+            self._plans[(job_id, generation, page)] = ranges
+        return ranges
+
+    # -- redrive ------------------------------------------------------------------------------
+
+    def redrive(self, job_id: JobId, now: float) -> list[ChunkRef]:
+        """See `fanout.backends.aws.redrive` for the steps and why a crash between them is safe."""
+        redrive = Redrive(self)
+        committed = redrive.commit(job_id, now)
+        crash_point("redrive.committed")
+        opened = redrive.prepare_and_open(committed)
+        return [] if opened is None else self.release(opened)
+
+    def chunk_input(self, chunk_item: Item) -> bytes:
+        return self._items(chunk_item)
+
+    def chunk_item(self, job_id: str, start: int, end: int, items: bytes, expires: float) -> Item:
+        return self._chunk_item(job_id, start, end, items, expires)
+
+    def carried_result(self, job_id: JobId, start: int, end: int, lines: bytes) -> Item:
+        """A result a redrive keeps from an earlier run: `carried`, so it is not counted again."""
+        item: Item = {
+            "pk": f"JOB#{job_id}",
+            "sk": result_sk(start, end),
+            "kind": "result",
+            "carried": True,
+            "start": start,
+            "end": end,
+            "succeeded": end - start,
+            "failed": 0,
+            "expires_at": int(time.time() + self.retention),
+        }
+        inline_limit = INLINE_LIMIT if self.blobs.bucket is None else INLINE_RESULT_LIMIT
+        if len(lines) > inline_limit:
+            item["lines_key"] = f"results/{job_id}/{start}-{end}/carried.jsonl"
+            self.blobs.put(item["lines_key"], lines)
+        else:
+            item["lines"] = lines
+        return item
 
     # -- reconciler ---------------------------------------------------------------------------
 
@@ -667,6 +728,8 @@ class DynamoJobStore:
             job = job_from_item(item)
             complete = job.succeeded + job.failed == job.total
             late = item.get("deadline") is not None and item["deadline"] < now
-            if complete or late or item["updated_at"] < now - stale_after:
+            # A redrive still marked after REDRIVE_GRACE crashed before it opened.
+            stuck = item.get("redriving") is not None and item["updated_at"] < now - REDRIVE_GRACE
+            if complete or late or stuck or item["updated_at"] < now - stale_after:
                 jobs.append(job)
         return jobs

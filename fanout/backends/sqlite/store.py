@@ -20,6 +20,7 @@ from pydantic_core import from_json, to_json
 
 from fanout.backends.sqlite.db import Database
 from fanout.backends.sqlite.queue import enqueue
+from fanout.backends.sqlite.redrive import redrive
 from fanout.errors import IdempotencyConflict, IdempotencyMismatch, JobExists, StoreUnavailable
 from fanout.models import (
     ChunkInput,
@@ -55,7 +56,7 @@ _JOB_COLUMNS = """
             WHERE c.job_id = j.id AND c.state = 'running')
     ELSE 0 END AS running,
     o.event_id, o.url, o.secret, o.payload, o.status, o.attempts, o.next_attempt_at, o.history,
-    j.chunks_run, j.attempts, j.worker_seconds, j.redrive_count
+    j.chunks_run, j.attempts, j.worker_seconds, j.redrive_count, j.deadline
 """
 _JOB_FROM = "FROM jobs j LEFT JOIN outbox o ON o.job_id = j.id"
 
@@ -107,6 +108,7 @@ def _job(row: tuple[Any, ...]) -> Job:
         event=_event(row, 17, row[0]),
         usage=Usage(chunks=row[25], attempts=row[26], worker_seconds=row[27]),
         redrive_count=row[28],
+        deadline=row[29],
     )
 
 
@@ -274,11 +276,11 @@ class SqliteStore:
             ).rowcount
             if not claimed:
                 return False
-            # The inputs of chunks that will never run are dead weight now, and those chunks
-            # are no longer waiting to start.
+            # Chunks that never ran are no longer waiting to start; they keep their inputs,
+            # which a redrive runs (retention purges them with the job).
             conn.execute(
-                "UPDATE chunks SET items = NULL, state = CASE WHEN state IN ('pending', 'released')"
-                " THEN 'dropped' ELSE state END WHERE job_id = ? AND items IS NOT NULL",
+                "UPDATE chunks SET state = 'dropped'"
+                " WHERE job_id = ? AND state IN ('pending', 'released')",
                 (job_id,),
             )
             if event is not None:
@@ -288,6 +290,14 @@ class SqliteStore:
                     (event.id, job_id, event.url, event.secret, event.payload, now),
                 )
             return True
+
+    def redrive(self, job_id: JobId, now: float) -> list[ChunkRef]:
+        with self.db.write() as conn:
+            redrive(conn, job_id, now)
+            (window,) = conn.execute(
+                "SELECT max_concurrency FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            return self._release(conn, job_id, window)
 
     def webhook_secret(self, job_id: JobId) -> str | None:
         row = (
@@ -309,12 +319,15 @@ class SqliteStore:
         ).fetchone()
         return None if row is None or row[0] not in IN_FLIGHT else _LiveChunk(*row)
 
-    def _set_state(self, conn: sqlite3.Connection, chunk: ChunkRef, state: str) -> None:
-        """Move a chunk on; its input is dropped once it is done or split."""
+    def _set_state(
+        self, conn: sqlite3.Connection, chunk: ChunkRef, state: str, keep: bool = False
+    ) -> None:
+        """Move a chunk on; its input is dropped once it is done or split, unless `keep` (a
+        chunk with failed items keeps it, for a redrive)."""
         conn.execute(
-            "UPDATE chunks SET state = ?, items = CASE WHEN ? = 'running' THEN items END"
+            "UPDATE chunks SET state = ?, items = CASE WHEN ? THEN items END"
             ' WHERE job_id = ? AND start = ? AND "end" = ?',
-            (state, state, chunk.job_id, chunk.start, chunk.end),
+            (state, keep or state == "running", chunk.job_id, chunk.start, chunk.end),
         )
 
     def start_chunk(self, chunk: ChunkRef, now: float) -> bytes | None:
@@ -344,7 +357,7 @@ class SqliteStore:
                 'INSERT INTO results (job_id, start, "end", lines) VALUES (?, ?, ?, ?)',
                 (chunk.job_id, chunk.start, chunk.end, result.lines),
             )
-            self._set_state(conn, chunk, "done")
+            self._set_state(conn, chunk, "done", keep=result.failed > 0)
             conn.execute(
                 "UPDATE jobs SET succeeded = succeeded + ?, failed = failed + ?, updated_at = ?,"
                 " chunks_run = chunks_run + 1, attempts = attempts + ?,"
