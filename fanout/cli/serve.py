@@ -9,74 +9,30 @@ import shutil
 import signal
 import tempfile
 import threading
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from fanout import __version__, logs, metrics
 from fanout.cli import preflight
 from fanout.cli.app import app, console, settings_from
+from fanout.cli.options import (
+    AccessLog,
+    AppDir,
+    Backend,
+    DataDir,
+    Format,
+    Host,
+    Level,
+    Port,
+    Tasks,
+    Workers,
+)
 from fanout.settings import Settings
 
 if TYPE_CHECKING:
     from fanout.service import Fanout
 
 log = logging.getLogger("fanout.cli")
-
-
-# The choices of Settings' literals, as enums so that Typer lists them and refuses others.
-class BackendName(StrEnum):
-    SQLITE = "sqlite"
-    AWS = "aws"
-
-
-class LogLevel(StrEnum):
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-class LogFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-
-
-Host = Annotated[str | None, typer.Option(help="Address to listen on [FANOUT_HOST; 127.0.0.1].")]
-Port = Annotated[int | None, typer.Option(help="Port to listen on [FANOUT_PORT; 8000].")]
-Workers = Annotated[
-    int | None, typer.Option("--workers", "-w", help="Worker processes [FANOUT_WORKERS; CPUs].")
-]
-Backend = Annotated[
-    BackendName | None,
-    typer.Option(help="sqlite, or aws: DynamoDB + SQS + S3 [FANOUT_BACKEND; sqlite]."),
-]
-DataDir = Annotated[
-    Path | None, typer.Option(help="Where the SQLite file lives [FANOUT_DATA_DIR; .fanout].")
-]
-Tasks = Annotated[
-    str | None,
-    typer.Option(help="Comma-separated modules that register tasks [FANOUT_TASKS]."),
-]
-AppDir = Annotated[
-    Path | None,
-    typer.Option(help="Where task modules are looked for first [FANOUT_APP_DIR; the current dir]."),
-]
-Level = Annotated[
-    LogLevel | None, typer.Option(case_sensitive=False, help="[FANOUT_LOG_LEVEL; info].")
-]
-Format = Annotated[
-    LogFormat | None,
-    typer.Option(help="text, or json: one object a line [FANOUT_LOG_FORMAT; text]."),
-]
-AccessLog = Annotated[
-    bool | None,
-    typer.Option(
-        "--access-log/--no-access-log", help="A line per request [FANOUT_ACCESS_LOG; off]."
-    ),
-]
 
 
 def say(settings: Settings, message: str) -> None:
