@@ -626,3 +626,22 @@ def test_resolve_allows_a_public_address(url: str) -> None:
 def test_resolve_refuses_a_malformed_url(url: str) -> None:
     with pytest.raises(webhooks.UnsafeURL):
         webhooks.resolve(url, LOOPBACK)
+
+
+def test_a_reducer_value_that_overflows_is_null_in_the_webhook_body_never_infinity(
+    service: Fanout, receiver: Receiver
+) -> None:
+    request = JobRequest(
+        task="echo", items=[1e308, 1e308], params={}, webhook_url=receiver.url, reduce="sum"
+    )
+    job, _ = service.submit(TENANT, request)
+    while chunk_worker.poll_once(service):
+        pass
+
+    deliver(service, the_event(service, job.id))
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    payload = json.loads(receiver.received[0].body, parse_constant=refuse)
+    assert payload["data"]["result"] is None
