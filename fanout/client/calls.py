@@ -14,8 +14,10 @@ import httpx
 from httpx_sse import ServerSentEvent
 from pydantic import BaseModel
 
+from fanout.client import uploads
 from fanout.client.errors import FanoutClientError, raise_for_problem
-from fanout.client.items import Format, read_items
+from fanout.client.items import Format
+from fanout.client.uploads import Upload
 from fanout.schemas import ItemResult, JobPublic, JobsPublic, TasksPublic
 
 T = TypeVar("T")
@@ -57,11 +59,22 @@ class Call(Generic[T]):
     params: dict[str, Any] | None = None
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # A file of items to stream as (part of) the body: the client reads it as it sends.
+    upload: Upload | None = None
 
     def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         params = {k: v for k, v in (self.params or {}).items() if v is not None}
+        content: Any = None
+        if self.upload is not None:
+            sync = isinstance(http, httpx.Client)
+            content = self.upload.blocks() if sync else self.upload.ablocks()
         return http.build_request(
-            self.method, self.url, params=params, json=self.json, headers=self.headers
+            self.method,
+            self.url,
+            params=params,
+            json=self.json,
+            content=content,
+            headers=self.headers,
         )
 
 
@@ -85,16 +98,23 @@ def submit(
     webhook_secret: str | None,
     options: dict[str, Any],
 ) -> Call[JobPublic]:
-    """`POST /jobs`. The one place that decides how items travel: today a JSON body."""
+    """`POST /jobs`. The one place that decides how items travel: given items in a JSON job
+    body; a file's streamed from the file (`fanout.client.uploads`)."""
     if (items is None) == (items_file is None):
         raise FanoutClientError("give either items or items_file")
-    listed = list(items) if items is not None else read_items(items_file or "-", items_format)
-    body: dict[str, Any] = {"task": task, "items": listed}
+    job: dict[str, Any] = {"task": task}
     if webhook is not None:
-        body["webhook"] = {"url": webhook, "secret": webhook_secret}
-    body.update((k, v) for k, v in options.items() if v is not None)
+        job["webhook"] = {"url": webhook, "secret": webhook_secret}
+    job.update((k, v) for k, v in options.items() if v is not None)
     headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
-    return Call("POST", "/jobs", _model(JobPublic), json=body, headers=headers)
+    if items is not None:
+        body = job | {"items": list(items)}
+        return Call("POST", "/jobs", _model(JobPublic), json=body, headers=headers)
+    upload = uploads.open_upload(items_file or "-", items_format)
+    query, content_type = uploads.request_parts(upload, job)
+    return Call(
+        "POST", "/jobs", _model(JobPublic), query, headers=headers | content_type, upload=upload
+    )
 
 
 def get(job_id: str) -> Call[JobPublic]:

@@ -65,13 +65,14 @@ def test_submit_wait_results_and_listing_from_files_and_stdin(
         3 * i for i in range(30)
     ]
 
+    array = cli(server, "submit", "echo", "-", "--json", stdin="\n  [5, 6]")
+    assert json.loads(array.stdout)["counts"]["total"] == 2, array.stderr
+
     listed = cli(server, "jobs")
     assert listed.returncode == 0
     assert listed.stdout.index(job["id"]) < listed.stdout.index(job_id), "newest first"
-    assert (
-        json.loads(cli(server, "jobs", "--json", "--limit", "1").stdout)["items"][0]["id"]
-        == (job["id"])
-    )
+    newest = json.loads(cli(server, "jobs", "--json", "--limit", "1").stdout)["items"][0]
+    assert newest["id"] == json.loads(array.stdout)["id"]
     status = cli(server, "status", job_id)
     assert f"job {job_id} succeeded" in status.stdout
 

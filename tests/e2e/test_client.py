@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import anyio
@@ -146,3 +147,28 @@ def test_redrive_through_the_client_runs_the_failed_items_again(
         assert again.redrive_count == 1
         done = client.wait(job.id, timeout=30)
         assert (done.status, done.counts.succeeded, done.redrive_count) == ("succeeded", 3, 1)
+
+
+def test_items_files_of_each_format_are_streamed_as_they_are_read(
+    fanout: Launcher, tmp_path: Path
+) -> None:
+    server = fanout.serve()
+    many = list(range(2000))
+    (tmp_path / "items.jsonl").write_text("".join(f"{i}\n" for i in many))
+    (tmp_path / "items.json").write_text(json.dumps(many))
+    (tmp_path / "items.csv").write_text("n\n" + "".join(f"{i}\n" for i in many))
+    with Client(server.url) as client:
+        lines = client.submit(
+            "echo", items_file=tmp_path / "items.jsonl", params={"a": [1]}, chunk_size=500
+        )
+        assert (lines.counts.total, lines.params, lines.chunk_size) == (2000, {"a": [1]}, 500)
+        assert client.wait(lines.id, timeout=60).status == "succeeded"
+        assert [r.output for r in client.results(lines.id)] == many
+        array = client.submit("echo", items_file=tmp_path / "items.json", max_attempts=2)
+        assert (array.counts.total, array.max_attempts) == (2000, 2)
+        rows = client.submit("echo", items_file=tmp_path / "items.csv")
+        assert client.wait(rows.id, timeout=60).counts.succeeded == 2000
+        assert next(client.results(rows.id)).output == {"n": "0"}
+        with pytest.raises(Invalid) as unknown:
+            client.submit("no_such_task", items_file=tmp_path / "items.jsonl")
+        assert unknown.value.errors[0]["field"] == "task"
