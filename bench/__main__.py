@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import abuse, chaos, coldstart, compare, cost, export, status, throughput
+from bench import abuse, chaos, coldstart, compare, cost, export, soak, status, throughput
 
 
 def main() -> int:
@@ -58,6 +58,13 @@ def main() -> int:
             description=coldstart.__doc__,
         )
     )
+    soak.add_arguments(
+        benchmarks.add_parser(
+            "soak",
+            help="the data dir under a steady load, with retention and without",
+            description=soak.__doc__,
+        )
+    )
     args = parser.parse_args()
     runs = {
         "chaos": chaos.run,
@@ -65,6 +72,7 @@ def main() -> int:
         "compare": compare.run,
         "cost": cost.run,
         "export": export.run,
+        "soak": soak.run,
         "status": status.run,
         "abuse": abuse.run,
     }

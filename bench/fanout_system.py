@@ -54,9 +54,14 @@ class FanoutSystem:
     name = "fanout"
 
     def __init__(
-        self, workers: int | None = None, chunk_size: int | None = None, body: str = "json"
+        self,
+        workers: int | None = None,
+        chunk_size: int | None = None,
+        body: str = "json",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workers = workers
+        self.env = env or {}  # settings of this server (FANOUT_*), over the defaults
         self.chunk_size = chunk_size
         # "json": the job as one JSON object; "ndjson": the items one a line, the rest in the
         # query, streamed in 1 MiB pieces as a client uploading a file would.
@@ -79,6 +84,7 @@ class FanoutSystem:
         # No API keys: one tenant on loopback, which is what the benchmark talks to.
         env = {k: v for k, v in os.environ.items() if k not in ("FANOUT_API_KEYS", "FANOUT_HOST")}
         env["FANOUT_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"
+        env.update(self.env)
         self.log = (self.data_dir / "serve.log").open("wb")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120.0)

@@ -62,6 +62,11 @@ class WebhookReceiver:
             self._events.setdefault(job_id, received)
             self._arrived.notify_all()
 
+    def received(self) -> int:
+        """How many jobs' events have come."""
+        with self._arrived:
+            return len(self._events)
+
     def wait(self, job_id: str, deadline: float) -> Received | None:
         """The job's event, or None if it had not come by `deadline` (time.monotonic())."""
         with self._arrived:

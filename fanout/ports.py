@@ -303,3 +303,21 @@ class TaskStats(Protocol):
         (seconds_per_item - average)`, or the measurement itself when there is none yet. Two
         writers at once may each move it, or one of them may be dropped; neither is an error."""
         ...
+
+
+class Retention(Protocol):
+    """Removing ended jobs once their retention has passed, where the store does not expire
+    them itself (DynamoDB's TTL does; a SQLite file keeps everything until told)."""
+
+    def purge_expired(self, now: float, retention: float, limit: int) -> int:
+        """Delete up to `limit` ended jobs that finished more than `retention` seconds before
+        `now` and whose webhook is not still being delivered, each with everything stored for
+        it (chunks, results, messages, outbox row, idempotency keys), and expired idempotency
+        keys; one short transaction. Returns how many jobs went (0: none is due). Safe to
+        repeat and to run beside everything else."""
+        ...
+
+    def compact(self, max_pages: int) -> int:
+        """Give up to `max_pages` pages the purges freed back to the file system, in one short
+        transaction; returns how many were free before (0: nothing to give back)."""
+        ...

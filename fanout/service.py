@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic_core import from_json, to_json
 
-from fanout import chunking, logs, metrics, readers, results, runner, tasks, webhooks
+from fanout import chunking, logs, metrics, readers, results, retention, runner, tasks, webhooks
 from fanout.crashpoints import crash_point
 from fanout.errors import (
     InputUnavailable,
@@ -65,6 +65,7 @@ from fanout.ports import (
     NotificationQueue,
     Outbox,
     Reconcilable,
+    Retention,
     TaskStats,
 )
 from fanout.settings import Settings
@@ -124,6 +125,8 @@ class Backend:
     workers: int | None = None
     # AWS: a scope counting the billable requests made inside it, for each job's usage.
     metered: Callable[[], AbstractContextManager[Mapping[str, float]]] | None = None
+    # SQLite: ended jobs are purged after FANOUT_RETENTION_DAYS (None: the store expires them).
+    retention: Retention | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,11 @@ class Fanout:
     def counts_by_stream(self) -> bool:
         """Results are counted by a change-feed poller (`aggregate_changes`), not as recorded."""
         return self.backend.changes is not None
+
+    @property
+    def purges(self) -> bool:
+        """Ended jobs are removed by `purge`, run periodically (the store has no expiry)."""
+        return self.backend.retention is not None and self.settings.retention_days > 0
 
     @property
     def announces_events(self) -> bool:
@@ -801,6 +809,16 @@ class Fanout:
                 self._complete(job, JobStatus.FAILED, None, error)
             else:
                 self._send(self.backend.chunks.release_window(job.id))
+
+    # -- retention ----------------------------------------------------------------------------
+
+    def purge(self) -> int:
+        """Remove ended jobs past FANOUT_RETENTION_DAYS with everything stored for them, and
+        give the space back (`fanout.retention`); nothing where the store expires them itself.
+        Returns how many jobs went."""
+        if self.backend.retention is None:
+            return 0
+        return retention.purge(self.backend.retention, self.settings.retention_days)
 
     # -- notify -------------------------------------------------------------------------------
 

@@ -111,8 +111,10 @@ class Settings(BaseSettings):
     dead_letter_queue_url: str | None = None
     notify_queue_url: str | None = None
     bucket: str | None = None
-    # Finished jobs, their chunks and results expire this long after written (DynamoDB TTL).
-    retention_days: float = 7.0
+    # Ended jobs, their chunks and results expire this long after they end (DynamoDB: TTL; SQLite:
+    # purged every `purge_interval` seconds, the file's freed space given back). 0 keeps them.
+    retention_days: float = Field(default=7.0, ge=0)
+    purge_interval: float = Field(default=10.0, gt=0)
     # SQS long polling for the `--backend aws` pollers (at most 20 s, an SQS limit).
     receive_wait_seconds: int = Field(default=1, ge=0, le=20)
 

@@ -18,6 +18,7 @@ AWS_CHUNK_OVERHEAD = 0.05
 def sqlite_backend(settings: Settings) -> Backend:
     from fanout.backends.files import LocalInputFiles
     from fanout.backends.sqlite import Database, SqliteChunkQueue, SqliteStore
+    from fanout.backends.sqlite.retention import SqliteRetention
     from fanout.backends.sqlite.stats import SqliteTaskStats
 
     db = Database(settings.database)
@@ -35,6 +36,7 @@ def sqlite_backend(settings: Settings) -> Backend:
         store_enqueues=True,
         inputs=LocalInputFiles(settings.inputs),
         stats=SqliteTaskStats(db),
+        retention=SqliteRetention(db),
         chunk_overhead=SQLITE_CHUNK_OVERHEAD,
         workers=settings.workers,
     )

@@ -124,6 +124,22 @@ def test_the_coldstart_benchmark_times_both_handler_modules_beside_their_floors(
     assert "queue-side handlers" in done.stderr.decode()
 
 
+def test_the_soak_benchmark_samples_the_data_dir_with_retention_and_without() -> None:
+    command = ["soak", "--seconds", "3", "--rate", "5", "--items", "10", "--retention", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *command, "--workers", "1", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    runs = json.loads(done.stdout)["runs"]
+    assert [run["name"] for run in runs] == ["retention", "keep every job"]
+    assert all(run["accepted"] > 0 and len(run["samples"]) >= 3 for run in runs)
+    assert "with retention the second half grew" in " ".join(done.stderr.decode().split())
+
+
 class RecordingFanout(FanoutSystem):
     """Notes the server's process tree just before stopping it."""
 

@@ -180,11 +180,20 @@ def background(service: Fanout) -> list[Part]:
         Loop("reconciler", settings.reconcile_interval, service.reconcile),
         Loop("leases", settings.owner_heartbeat, _sweep(service)),
     ]
+    if service.purges:
+        parts.append(Loop("retention", settings.purge_interval, _purge(service)))
     if service.counts_by_stream or service.announces_events:
         from fanout.workers.aws_pollers import pollers
 
         return parts + pollers(service)
     return [Notifier(service), *parts]
+
+
+def _purge(service: Fanout) -> Callable[[], None]:
+    def step() -> None:
+        service.purge()
+
+    return step
 
 
 def _sweep(service: Fanout) -> Callable[[], None]:

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_tenant_status ON jobs (tenant, status, seq);
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs (status) WHERE status IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 
 -- state: pending (not yet released) -> released (in the queue) -> running -> done | split
 CREATE TABLE IF NOT EXISTS chunks (
@@ -122,6 +123,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
     claimed_at REAL NOT NULL,
     PRIMARY KEY (tenant, key)
 );
+CREATE INDEX IF NOT EXISTS idempotency_by_job ON idempotency (job_id);
+CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at);
 """
 # SQLite's answers that mean "cannot write now, nothing was written": SQLITE_FULL, SQLITE_IOERR,
 # SQLITE_READONLY, SQLITE_CANTOPEN and SQLITE_BUSY past the busy timeout
@@ -160,6 +163,21 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+def _create(path: Path) -> None:
+    """A new file whose free pages can be given back (fanout.backends.sqlite.retention): only
+    a file with nothing in it yet takes `auto_vacuum`, and the WAL switch writes the header
+    that keeps it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+
+
 class Database:
     """Hands each thread its own connection to one SQLite file.
 
@@ -173,6 +191,8 @@ class Database:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or not path.stat().st_size:
+            _create(path)
         conn = self.connection()
         conn.executescript(SCHEMA)
         _migrate(conn)
@@ -184,6 +204,8 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # After a checkpoint the log is cut back to this size, not left at its largest.
+            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             self._local.conn = conn
         return conn
 
