@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from pydantic_core import to_json
 
-from fanout import __version__
+from fanout import __version__, readers
 from fanout.api import docs, openapi, problems
 from fanout.api.error_responses import declare_errors
 from fanout.api.keys import ApiKeys, load_api_keys
@@ -47,6 +47,7 @@ def guard(app: FastAPI, settings: Settings, keys: ApiKeys) -> None:
         Guard,
         keys=keys,
         max_body_bytes=settings.max_body_bytes,
+        streamed=dict.fromkeys(readers.MEDIA_TYPES, settings.max_input_bytes),
         document=app.openapi,
         allowed_hosts=settings.allowed_hosts,
         trusted_origins=settings.cors_origins,

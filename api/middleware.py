@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -82,10 +82,14 @@ class Guard:
         document: Callable[[], dict[str, Any]],
         allowed_hosts: Sequence[str] = (),
         trusted_origins: Sequence[str] = (),
+        streamed: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.keys = keys
         self.max_body_bytes = max_body_bytes
+        # Media types read as a stream (an NDJSON body of items), each with its own limit: the
+        # route never holds such a body whole, so it may be larger than a JSON one.
+        self.streamed = dict(streamed or {})
         self.body_types = BodyTypes(document)
         self.allowed_hosts = allowed_hosts
         self.trusted_origins = frozenset(trusted_origins)
@@ -99,11 +103,11 @@ class Guard:
             self._check_host(headers)
             self._check_origin(scope["method"], headers)
             scope.setdefault("state", {})["tenant"] = self._tenant(scope["method"], headers)
-            has_body = self._check_body(scope, headers)
+            limit = self._check_body(scope, headers)
         except Problem as problem:
             await asgi_problem(scope, problem)(scope, receive, send)
             return
-        await self.app(scope, self._counted(receive) if has_body else receive, send)
+        await self.app(scope, self._counted(receive, limit) if limit else receive, send)
 
     def _check_host(self, headers: Headers) -> None:
         host = headers.get("host")
@@ -147,36 +151,37 @@ class Guard:
             return None
         raise unauthorized()
 
-    def _check_body(self, scope: Scope, headers: Headers) -> bool:
-        """Whether a body comes; refuses one too large by its Content-Length, or of a type the
-        route does not take."""
+    def _check_body(self, scope: Scope, headers: Headers) -> int | None:
+        """The byte limit of the body that comes (None: no body); refuses one too large by its
+        Content-Length, or of a type the route does not take."""
         length = headers.get("content-length")
         if length is None and "transfer-encoding" not in headers:
-            return False
+            return None
+        given = headers.get("content-type", "").partition(";")[0].strip().lower()
+        limit = self.streamed.get(given, self.max_body_bytes)
         if length is not None and length.isdigit():
             if int(length) == 0:
-                return False
-            if int(length) > self.max_body_bytes:
-                raise Problem(413, f"The body is over the limit of {self.max_body_bytes} bytes.")
+                return None
+            if int(length) > limit:
+                raise Problem(413, f"The body is over the limit of {limit} bytes.")
         accepted = self.body_types.of(scope["method"], scope["path"])
-        given = headers.get("content-type", "").partition(";")[0].strip().lower()
         if accepted and given not in accepted:
             raise Problem(
                 415,
                 f"The body must be {' or '.join(sorted(accepted))}"
                 f" (Content-Type was {given[:100] or 'missing'}).",
             )
-        return True
+        return limit
 
-    def _counted(self, receive: Receive) -> Receive:
+    def _counted(self, receive: Receive, limit: int) -> Receive:
         read = 0
 
         async def counted() -> Message:
             nonlocal read
             message = await receive()
             read += len(message.get("body", b""))
-            if read > self.max_body_bytes:
-                raise BodyTooLarge(self.max_body_bytes)
+            if read > limit:
+                raise BodyTooLarge(limit)
             return message
 
         return counted

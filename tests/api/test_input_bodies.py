@@ -281,3 +281,19 @@ async def test_an_input_file_over_the_byte_limit_is_refused(
         assert response.json()["errors"][0]["field"] == "items_url"
         assert service.backend.jobs.get_job(JobId("none")) is None
         assert await job_count(client) == 0
+
+
+async def test_a_streamed_body_may_be_larger_than_a_json_one(
+    settings: Settings, service: Fanout
+) -> None:
+    small, small_service = other_settings(settings, max_body_bytes=2_000)
+    items = list(range(2_000))
+    async with connect(small, small_service) as client:
+        streamed = await client.post(
+            "/jobs", params={"task": "echo"}, content=lines(*items), headers=NDJSON
+        )
+        whole = await client.post("/jobs", json={"task": "echo", "items": items})
+
+        assert streamed.status_code == 202, streamed.text
+        assert streamed.json()["counts"]["total"] == 2_000
+        assert whole.status_code == 413

@@ -38,7 +38,8 @@ def test_the_client_submits_waits_with_progress_and_streams_results_in_input_ord
         job = client.submit(
             "pause_then_triple", ITEMS, params={"pause": 0.01}, chunk_size=2, max_concurrency=2
         )
-        assert (job.status, job.counts.total) == ("queued", len(ITEMS))
+        # A worker may take the first chunk before the 202 is written: queued or running.
+        assert job.status in ("queued", "running") and job.counts.total == len(ITEMS)
         done = client.wait(job.id, progress=seen.append, timeout=60)
         assert done.status == "succeeded"
         assert done.counts.succeeded == len(ITEMS)
