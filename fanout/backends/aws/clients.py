@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fanout.errors import BackendError
+from fanout.errors import BackendError, StoreUnavailable
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -119,12 +119,27 @@ def condition_failed(error: BaseException) -> bool:
     return error_code(error) == CONDITION_FAILED
 
 
+# Answers that mean "not now", still there after botocore's own retries: the caller may try
+# again later (HTTP: 503 with Retry-After), nothing was written.
+UNAVAILABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalServerError",
+}
+
+
 @contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Raise a vendor failure as `BackendError`, naming what was being done."""
+    """Raise a vendor failure as `BackendError` (`StoreUnavailable` for throttling and
+    outages), naming what was being done."""
     try:
         yield
     except Exception as error:
-        if error_code(error) is None:
+        code = error_code(error)
+        if code is None:
             raise
+        if code in UNAVAILABLE:
+            raise StoreUnavailable(f"{what}: {error}") from error
         raise BackendError(f"{what}: {error}") from error
