@@ -11,7 +11,8 @@ from fanout.errors import BackendError, StoreUnavailable
 
 
 def refusal(code: str) -> Exception:
-    return ClientError({"Error": {"Code": code, "Message": "no"}}, "PutItem")
+    error: Exception = ClientError({"Error": {"Code": code, "Message": "no"}}, "PutItem")
+    return error
 
 
 @pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException"])
