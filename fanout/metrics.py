@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,18 @@ class _Metrics:
     webhook_attempts: Counter
 
 
-@functools.cache
+_made = threading.Lock()
+
+
 def _metrics() -> _Metrics:
+    # functools.cache lets two threads' first calls both build (and register) the metrics:
+    # prometheus_client then raises DuplicateTimeseries, and that POST answered 500.
+    with _made:
+        return _build()
+
+
+@functools.cache
+def _build() -> _Metrics:
     from prometheus_client import Counter, Histogram
 
     metrics = _Metrics(
