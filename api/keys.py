@@ -9,7 +9,6 @@ no loopback, so the API refuses to start without keys (`require_keys`).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Protocol
 
 from fanout.settings import Settings
@@ -93,11 +92,6 @@ def load_api_keys(settings: Settings, ssm_client: Any = None) -> ApiKeys:
     if settings.api_keys_parameter:
         return ParameterKeys(settings.api_keys_parameter, settings.api_keys_ttl, ssm_client)
     return StaticKeys(settings.api_keys)
-
-
-def on_lambda() -> bool:
-    """Lambda sets AWS_LAMBDA_FUNCTION_NAME in every execution environment."""
-    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 def require_keys(keys: ApiKeys) -> None:

@@ -11,8 +11,9 @@ from mangum import Mangum
 from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
 from fanout.api.app import create_app
-from fanout.api.keys import load_api_keys, on_lambda, require_keys
+from fanout.api.keys import load_api_keys, require_keys
 from fanout.settings import Settings
+from fanout.wiring import on_lambda
 
 # Bodies of these types go back as text; others are base64-encoded for API Gateway.
 TEXT_MIME_TYPES = [*DEFAULT_TEXT_MIME_TYPES, "application/problem+json", "application/x-ndjson"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,23 +55,43 @@ class Meter:
     # (phase, service, operation, what it named: index, queue URL or object key), for the check
     # that each function's role allows what it does (tests/aws/test_policies_on_moto.py).
     touched: set[tuple[str, str, str, str]] = field(default_factory=set)
+    # Seconds each Lambda invocation of a function ran (its billed duration, at 1 ms steps).
+    durations: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    stored: dict[str, int] = field(default_factory=dict)  # S3 objects put (and not deleted)
 
     def invoked(self, function: str) -> None:
         """One Lambda invocation of `function` (one handler call on one batch)."""
         self.requests[function, "lambda", "Invoke"] += 1
         self.calls[function, "lambda", "Invoke"] += 1
 
+    @contextmanager
+    def invocation(self, function: str) -> Iterator[None]:
+        """One invocation of `function`, timed, its requests attributed to it."""
+        self.invoked(function)
+        started = time.perf_counter()
+        try:
+            with phase(function):
+                yield
+        finally:
+            self.durations[function].append(time.perf_counter() - started)
+
     def attach(
-        self, client: Any, shadow: Any = None, indexes: Mapping[str, Sequence[str]] = {}
+        self,
+        client: Any,
+        shadow: Any = None,
+        indexes: Mapping[str, Sequence[str]] = {},
+        projections: Mapping[str, str] = {},
     ) -> None:
         """Count `client`'s requests. For DynamoDB, `shadow` (a client on the same endpoint,
-        not attached) reads the items a write changes, and `indexes` names each global
-        secondary index's key attributes."""
+        not attached) reads the items a write changes, `indexes` names each global secondary
+        index's key attributes and `projections` its projection (`ALL` or `KEYS_ONLY`)."""
         service = client.meta.service_model.service_name
-        sizer = _WriteSizer(shadow, indexes) if service == "dynamodb" else None
+        sizer = _WriteSizer(shadow, indexes, projections) if service == "dynamodb" else None
 
         def before(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
             context["bench_params"] = params
+            body = params.get("Body")
+            context["bench_size"] = len(body) if isinstance(body, bytes | str) else 0
             if sizer is not None:
                 context["bench_before"] = sizer.before(model.name, params)
 
@@ -88,6 +109,8 @@ class Meter:
                 self.idle_polls += 1
                 return
             self.calls[key] += 1
+            if service == "s3" and http_response.status_code < 300:
+                self._store(model.name, params, context.get("bench_size", 0))
             self.requests[key] += _billed(service, model.name, params, parsed)
             ok = http_response.status_code < 300
             if sizer is not None:
@@ -96,6 +119,13 @@ class Meter:
 
         client.meta.events.register(f"before-parameter-build.{service}.*", before)
         client.meta.events.register(f"after-call.{service}.*", after)
+
+    def _store(self, operation: str, params: Mapping[str, Any], size: int) -> None:
+        key = f"{params.get('Bucket')}/{params.get('Key')}"
+        if operation == "PutObject":
+            self.stored[key] = size
+        elif operation == "DeleteObject":
+            self.stored.pop(key, None)
 
     def by_operation(self) -> dict[tuple[str, str], int]:
         totals: Counter[tuple[str, str]] = Counter()
@@ -175,9 +205,12 @@ Item = dict[str, Any]
 
 
 class _WriteSizer:
-    def __init__(self, shadow: Any, indexes: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self, shadow: Any, indexes: Mapping[str, Sequence[str]], projections: Mapping[str, str]
+    ) -> None:
         self.shadow = shadow
         self.indexes = indexes
+        self.projections = projections
 
     def before(
         self, operation: str, params: Mapping[str, Any]
@@ -226,20 +259,23 @@ class _WriteSizer:
         return pricing.Capacity(write_units=units * factor)
 
     def _index_units(self, old: Item | None, new: Item | None) -> int:
-        """Index entries are whole items here (every index projects ALL)."""
+        """A write puts, rewrites or deletes an index entry when it changes what the index
+        holds: its keys, or (ALL) any attribute. The entry is the item (ALL), or the table's
+        and the index's keys (KEYS_ONLY)."""
         units = 0
-        for keys in self.indexes.values():
-            old_keys = _index_key(old, keys)
-            new_keys = _index_key(new, keys)
-            if old_keys is not None and new_keys is not None:
-                if old != new:
-                    units += write_units(item_size(new))
-                    if old_keys != new_keys:  # moved: delete the old entry, put the new
-                        units += write_units(item_size(old))
-            elif old_keys is not None:
-                units += write_units(item_size(old))
-            elif new_keys is not None:
-                units += write_units(item_size(new))
+        for name, keys in self.indexes.items():
+            held = _held(self.projections.get(name, "ALL"), keys)
+            old_entry, new_entry = _entry(old, keys, held), _entry(new, keys, held)
+            if old_entry == new_entry:
+                continue
+            if old_entry is not None and new_entry is not None:
+                units += write_units(item_size(new_entry))
+                if _index_key(old, keys) != _index_key(new, keys):  # moved: delete the old one
+                    units += write_units(item_size(old_entry))
+            elif old_entry is not None:
+                units += write_units(item_size(old_entry))
+            elif new_entry is not None:
+                units += write_units(item_size(new_entry))
         return units
 
     def _read(self, table: str, key: Item) -> Item | None:
@@ -275,6 +311,18 @@ def _written(operation: str, params: Mapping[str, Any]) -> list[tuple[str, Item,
                 written.append((request["TableName"], request["Key"], None))
         return written
     return []
+
+
+def _held(projection: str, keys: Sequence[str]) -> tuple[str, ...] | None:
+    """The attributes an index entry holds; None for every one (ALL)."""
+    return None if projection == "ALL" else ("pk", "sk", *keys)
+
+
+def _entry(item: Item | None, keys: Sequence[str], held: tuple[str, ...] | None) -> Item | None:
+    """The index entry `item` makes, or None if the index does not hold it (sparse)."""
+    if _index_key(item, keys) is None or item is None:
+        return None
+    return item if held is None else {name: item[name] for name in held if name in item}
 
 
 def _index_key(item: Item | None, keys: Sequence[str]) -> list[Any] | None:

@@ -94,7 +94,7 @@ def run(spec: JobSpec, meter: Meter, then: Callable[[Pipeline], None] | None = N
     import boto3
 
     from fanout.backends.aws import Clients
-    from fanout.backends.aws.bootstrap import INDEXES, bootstrap
+    from fanout.backends.aws.bootstrap import INDEXES, PROJECTIONS, bootstrap
     from fanout.wiring import aws_backend
 
     with moto_server() as endpoint:
@@ -106,7 +106,7 @@ def run(spec: JobSpec, meter: Meter, then: Callable[[Pipeline], None] | None = N
         for client in (counted.sqs, counted.s3, counted.streams):
             meter.attach(client)
         indexes = {name: list(keys) for name, keys in INDEXES.items()}
-        meter.attach(counted.dynamodb, shadow=setup.dynamodb, indexes=indexes)
+        meter.attach(counted.dynamodb, setup.dynamodb, indexes, PROJECTIONS)
         # moto keeps its state per process, not per server: fresh names for every run.
         name = f"fanout-cost-{uuid.uuid4().hex[:12]}"
         base = Settings(
@@ -126,7 +126,8 @@ def run(spec: JobSpec, meter: Meter, then: Callable[[Pipeline], None] | None = N
             }
         )
         tasks.load(settings.tasks)
-        service = PhasedFanout(aws_backend(settings, counted), settings)
+        # As on Lambda: the event sources delete the messages the functions handled.
+        service = PhasedFanout(aws_backend(settings, counted, event_sources=True), settings)
         receiver = WebhookReceiver()
         receiver.start()
         try:
@@ -202,8 +203,7 @@ class Pipeline:
         asyncio.set_event_loop(loop)
         try:
             handler = Mangum(create_app(self.settings, self.service), lifespan="off")
-            self.meter.invoked(API)
-            with phase(API):
+            with self.meter.invocation(API):
                 response = handler(http_event("POST", "/jobs", encoded), LambdaContext())
         finally:
             asyncio.set_event_loop(None)
@@ -222,8 +222,7 @@ class Pipeline:
         messages = self.receive(url)
         if not messages:
             return
-        self.meter.invoked(WORKER)
-        with phase(WORKER):
+        with self.meter.invocation(WORKER):
             response = handle_chunks(self.service, {"Records": [sqs_record(m) for m in messages]})
         self.delete_succeeded(url, messages, response)
 
@@ -234,8 +233,7 @@ class Pipeline:
         with phase(STREAM_SOURCE):
             records = [r for r in self.stream.read() if is_chunk_result_insert(r)]
         for first in range(0, len(records), STREAM_BATCH):
-            self.meter.invoked(AGGREGATOR)
-            with phase(AGGREGATOR):
+            with self.meter.invocation(AGGREGATOR):
                 handle_stream(self.service, {"Records": records[first : first + STREAM_BATCH]})
 
     def notify(self, job_id: str) -> None:
@@ -244,8 +242,7 @@ class Pipeline:
 
         url = self.settings.notify_queue_url
         messages = self.receive(url) if url else []
-        self.meter.invoked(NOTIFIER)
-        with phase(NOTIFIER):
+        with self.meter.invocation(NOTIFIER):
             if messages:
                 event: dict[str, Any] = {"Records": [sqs_record(m) for m in messages]}
             else:
@@ -278,6 +275,12 @@ class Pipeline:
             with phase(SQS_SOURCE):
                 self.counted.sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 
+    def table_items(self) -> list[dict[str, Any]]:
+        """Every item the table holds now, as DynamoDB stores it (read with the uncounted
+        client)."""
+        pages = self.setup.dynamodb.get_paginator("scan").paginate(TableName=self.settings.table)
+        return [item for page in pages for item in page.get("Items", [])]
+
     def status(self, job_id: str) -> dict[str, Any]:
         """The job item, read with the uncounted client: the benchmark's own look."""
         from fanout.backends.aws.table import decode_item, encode_item, job_key
@@ -286,6 +289,13 @@ class Pipeline:
             TableName=self.settings.table, Key=encode_item(job_key(job_id)), ConsistentRead=True
         )
         return decode_item(found["Item"])
+
+
+def index_layout() -> dict[str, tuple[list[str], str]]:
+    """Each index's key attributes and projection, as `fanout aws bootstrap` creates them."""
+    from fanout.backends.aws.bootstrap import INDEXES, PROJECTIONS
+
+    return {name: (list(keys), PROJECTIONS[name]) for name, keys in INDEXES.items()}
 
 
 class StreamSource:

@@ -8,6 +8,13 @@ Sources, read on PRICES_AS_OF:
   Streams reads made by Lambda triggers are free, GetRecords by anyone else is not)
 - S3: https://aws.amazon.com/s3/pricing/ (S3 Standard requests)
 - Step Functions: https://aws.amazon.com/step-functions/pricing/ (Express duration: first tier)
+- S3 storage: https://aws.amazon.com/s3/pricing/ (S3 Standard, first 50 TB a month)
+- DynamoDB storage: https://aws.amazon.com/dynamodb/pricing/on-demand/ (Standard table class;
+  each item and index entry counts 100 bytes of overhead besides its attributes)
+- CloudWatch Logs: https://aws.amazon.com/cloudwatch/pricing/ (Standard log class: ingestion,
+  archived storage)
+- Lambda INIT: billed as duration at the function's memory, like an invocation's
+  (https://aws.amazon.com/lambda/pricing/; container images always have been)
 """
 
 from __future__ import annotations
@@ -32,6 +39,12 @@ S3_PER_THOUSAND_GET = 0.0004  # GET, SELECT and every other request
 STANDARD_PER_THOUSAND_TRANSITIONS = 0.025
 EXPRESS_PER_MILLION_REQUESTS = 1.00
 EXPRESS_PER_GB_SECOND = 0.00001667
+S3_STANDARD_PER_GB_MONTH = 0.023
+DYNAMODB_STORAGE_PER_GB_MONTH = 0.25
+DYNAMODB_ITEM_OVERHEAD = 100  # bytes of storage per item and per index entry
+LOGS_INGESTION_PER_GB = 0.50
+LOGS_STORAGE_PER_GB_MONTH = 0.03
+HOURS_PER_MONTH = 730  # how AWS turns byte-hours into GB-months
 
 S3_PUT_CLASS = frozenset(
     {

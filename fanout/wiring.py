@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fanout import tasks
@@ -42,10 +43,19 @@ def sqlite_backend(settings: Settings) -> Backend:
     )
 
 
-def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
+def on_lambda() -> bool:
+    """Lambda sets AWS_LAMBDA_FUNCTION_NAME in every execution environment."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def aws_backend(
+    settings: Settings, session_or_clients: Any = None, event_sources: bool | None = None
+) -> Backend:
     """DynamoDB + SQS + S3. `session_or_clients`: a boto3 session, or `Clients` already made
     (tests point them at an emulator); None builds clients from the environment. Queue URLs
-    not configured are looked up by the names `fanout aws bootstrap` gives them."""
+    not configured are looked up by the names `fanout aws bootstrap` gives them.
+    `event_sources` (default: on Lambda): messages arrive through Lambda's event sources,
+    which delete them, so the chunk queue does not."""
     from fanout.backends.aws import (
         Clients,
         DynamoFanIn,
@@ -81,6 +91,7 @@ def aws_backend(settings: Settings, session_or_clients: Any = None) -> Backend:
         settings.chunk_queue_url or queue_url(clients, names["chunks"]),
         settings.dead_letter_queue_url or queue_url(clients, names["dead"]),
         settings.receive_wait_seconds,
+        deleted_by_event_source=on_lambda() if event_sources is None else event_sources,
     )
     return Backend(
         jobs=store,

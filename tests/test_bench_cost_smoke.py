@@ -31,3 +31,20 @@ def test_the_cost_benchmark_runs_a_small_job_and_prices_each_operation(
     assert figures["per_million_items"] > 0
     assert any(line["write_units"] > 0 for line in figures["lines"])
     assert {peer["name"] for peer in figures["peers"]} >= {"seed's estimate, hand-built pipeline"}
+    all_in = figures["all_in"]
+    assert all_in["per_million_cold"] > all_in["per_million_warm"] > figures["per_million_items"]
+    lines = all_in["lines_per_million"]
+    assert all(lines[what] > 0 for what in ("S3 storage", "DynamoDB storage", "CloudWatch Logs"))
+    assert any(what.startswith("INIT") and dollars > 0 for what, dollars in lines.items())
+
+
+def test_the_all_in_bill_uses_the_templates_memory_and_retention() -> None:
+    """bench/cost_allin.py prices compute at the functions' memory and storage for the
+    retention the template deploys by default: they must not drift apart."""
+    from bench import cost_allin
+    from tests.test_infra import sam_template
+
+    template = sam_template()
+    assert template["Globals"]["Function"]["MemorySize"] == cost_allin.MEMORY_GB * 1024
+    assert template["Parameters"]["RetentionDays"]["Default"] == cost_allin.RETENTION_DAYS
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == cost_allin.LOG_RETENTION_DAYS

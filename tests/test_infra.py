@@ -261,7 +261,11 @@ def test_the_table_matches_what_fanout_aws_bootstrap_creates(expanded: Template)
         for index in table["GlobalSecondaryIndexes"]
     }
     assert indexes == bootstrap.INDEXES
-    assert {i["Projection"]["ProjectionType"] for i in table["GlobalSecondaryIndexes"]} == {"ALL"}
+    projections = {
+        index["IndexName"]: index["Projection"]["ProjectionType"]
+        for index in table["GlobalSecondaryIndexes"]
+    }
+    assert projections == bootstrap.PROJECTIONS
     assert table["TimeToLiveSpecification"]["AttributeName"] == bootstrap.TTL_ATTRIBUTE
 
 

@@ -161,6 +161,33 @@ def test_the_chunk_worker_reports_only_the_broken_message_of_a_batch_as_failed(
     assert deployment.depth("chunk_queue") == 1
 
 
+def test_on_lambda_the_chunk_worker_leaves_deleting_its_messages_to_the_event_source(
+    deployment: Lambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda's SQS event source deletes every message its function did not report failed; a
+    DeleteMessage from the function too would be a second billed request per chunk."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "fanout-chunk-worker")
+    lambda_handlers.service.cache_clear()
+    sqs = deployment.clients.sqs
+    job, _ = deployment.service.submit(TENANT, request([1, 2, 3, 4], chunk_size=2))
+    deletes: list[str] = []
+    deployment.service.backend.queue.client.meta.events.register(  # type: ignore[attr-defined]
+        "before-call.sqs.*", lambda model, **_: deletes.append(model.name)
+    )
+    event = sqs_event(sqs, deployment.queue("chunk_queue"))
+
+    response = lambda_handlers.chunk_worker(event, Context())
+
+    assert response == {"batchItemFailures": []}
+    assert [call for call in deletes if call.startswith("DeleteMessage")] == []
+    assert [first for first, _ in deployment.service.backend.jobs.result_blocks(job.id, 0)] == [
+        0,
+        2,
+    ]
+    acknowledge(sqs, deployment.queue("chunk_queue"), event, response)  # as the event source does
+    assert deployment.depth("chunk_queue") == 0
+
+
 def test_the_aggregator_counts_a_stream_batch_once_though_lambda_delivers_it_twice(
     deployment: Lambda,
 ) -> None:

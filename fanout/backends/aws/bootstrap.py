@@ -22,11 +22,23 @@ ATTRIBUTES = {
     "due": "S",
     "next_attempt_at": "N",
 }
-INDEXES = {  # name: (partition key, sort key); every index projects whole items
+INDEXES = {  # name: (partition key, sort key)
     "by_tenant": ("tenant", "id"),
     "by_tenant_status": ("tenant", "status_id"),
     "active": ("active", "id"),  # sparse: non-terminal jobs only
     "due": ("due", "next_attempt_at"),  # sparse: pending webhook events only
+}
+# What each index holds beside the keys. DynamoDB rewrites an index entry whenever a write
+# changes an attribute the index holds, at the cost of a write of that entry: a job's counters
+# move on every chunk, so an index of whole items turns each chunk's 1-WRU update into one more
+# per index. The listing and active indexes hold keys only (a listing or a sweep then reads the
+# job items it found: reads cost an eighth of writes, and happen far less often); `due` holds
+# whole items, as its events are written a few times only, after their job has ended.
+PROJECTIONS = {
+    "by_tenant": "KEYS_ONLY",
+    "by_tenant_status": "KEYS_ONLY",
+    "active": "KEYS_ONLY",
+    "due": "ALL",
 }
 TTL_ATTRIBUTE = "expires_at"
 
@@ -98,7 +110,7 @@ def create_table(name: str, client: Any) -> None:
                         {"AttributeName": hash_key, "KeyType": "HASH"},
                         {"AttributeName": range_key, "KeyType": "RANGE"},
                     ],
-                    "Projection": {"ProjectionType": "ALL"},
+                    "Projection": {"ProjectionType": PROJECTIONS[index]},
                 }
                 for index, (hash_key, range_key) in INDEXES.items()
             ],

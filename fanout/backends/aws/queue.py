@@ -32,12 +32,21 @@ class SqsChunkQueue:
     its visibility timeout is the only lease (a dead consumer's message comes back after it)."""
 
     def __init__(
-        self, client: Any, queue_url: str, dead_letter_queue_url: str, wait_seconds: int = 0
+        self,
+        client: Any,
+        queue_url: str,
+        dead_letter_queue_url: str,
+        wait_seconds: int = 0,
+        deleted_by_event_source: bool = False,
     ) -> None:
+        """`deleted_by_event_source`: messages come from Lambda's SQS event source, which
+        deletes each one its function did not report failed; deleting them here as well would
+        be a second, billed request per chunk, so `delete` does nothing."""
         self.client = client
         self.queue_url = queue_url
         self.dead_letter_queue_url = dead_letter_queue_url
         self.wait_seconds = wait_seconds
+        self.deleted_by_event_source = deleted_by_event_source
 
     def send(self, chunks: Sequence[ChunkRef]) -> None:
         for first in range(0, len(chunks), SEND_BATCH):
@@ -111,6 +120,8 @@ class SqsChunkQueue:
         return self.queue_url, receipt
 
     def delete(self, receipt: str) -> None:
+        if self.deleted_by_event_source:
+            return
         url, handle = self._where(receipt)
         try:
             self.client.delete_message(QueueUrl=url, ReceiptHandle=handle)
@@ -121,6 +132,8 @@ class SqsChunkQueue:
     def delete_many(self, receipts: Sequence[str]) -> None:
         """Delete received messages, 10 a request (DeleteMessageBatch); stale receipts are
         ignored like `delete` ignores them."""
+        if self.deleted_by_event_source:
+            return
         by_queue: dict[str, list[str]] = {}
         for receipt in receipts:
             url, handle = self._where(receipt)

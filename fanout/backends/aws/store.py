@@ -288,13 +288,21 @@ class DynamoJobStore:
             values[":low"] = f"{status.value}#"
             values[":high"] = f"{status.value}#{cursor}" if cursor else f"{status.value}$"
             condition = "tenant = :tenant AND status_id BETWEEN :low AND :high"
-        items = list(
-            self.table.query(condition, values, index=index, forward=False, limit=limit + 1)
+        found = list(
+            self.table.query(condition, values, index=index, forward=False, limit=limit + 2)
         )
+        # The index holds keys only (bootstrap.PROJECTIONS): the job's id is in its `pk`.
+        ids = [JobId(str(key["pk"]).removeprefix("JOB#")) for key in found]
         if cursor is not None and status is not None:
-            items = [item for item in items if item["id"] != cursor][: limit + 1]
-        next_cursor = items[limit - 1]["id"] if len(items) > limit else None
-        return Page([job_from_item(item) for item in items[:limit]], next_cursor)
+            ids = [job_id for job_id in ids if job_id != cursor]
+        ids = ids[: limit + 1]
+        next_cursor = ids[limit - 1] if len(ids) > limit else None
+        return Page([job_from_item(item) for item in self._jobs(ids[:limit])], next_cursor)
+
+    def _jobs(self, ids: list[JobId]) -> list[Item]:
+        """The job items, in the order of `ids` (one BatchGetItem per 100)."""
+        by_id = {item["id"]: item for item in self.table.batch_get([job_key(i) for i in ids])}
+        return [by_id[job_id] for job_id in ids if job_id in by_id]
 
     def set_max_concurrency(self, job_id: JobId, max_concurrency: int) -> list[ChunkRef]:
         item = self.table.update(
@@ -724,7 +732,7 @@ class DynamoJobStore:
     def jobs_to_reconcile(self, now: float, stale_after: float) -> list[Job]:
         """From the sparse `active` index, which holds non-terminal jobs only."""
         jobs = []
-        for item in self.table.query("active = :one", {":one": "1"}, index="active"):
+        for item in self._active():
             job = job_from_item(item)
             complete = job.succeeded + job.failed == job.total
             late = item.get("deadline") is not None and item["deadline"] < now
@@ -733,3 +741,10 @@ class DynamoJobStore:
             if complete or late or stuck or item["updated_at"] < now - stale_after:
                 jobs.append(job)
         return jobs
+
+    def _active(self) -> list[Item]:
+        """The items of the jobs the sparse `active` index holds (keys only), still active: the
+        index is eventually consistent, the items read are not."""
+        keys = self.table.query("active = :one", {":one": "1"}, index="active")
+        ids = [JobId(str(key["pk"]).removeprefix("JOB#")) for key in keys]
+        return [item for item in self._jobs(ids) if item.get("active") == "1"]
