@@ -16,7 +16,7 @@ from fanout.api import docs, openapi, problems
 from fanout.api.error_responses import declare_errors
 from fanout.api.keys import ApiKeys, load_api_keys
 from fanout.api.middleware import Guard
-from fanout.api.routes import events, jobs, metrics, status, tasks, ui
+from fanout.api.routes import events, jobs, metrics, status, tasks, ui, uploads
 from fanout.api.schemas import JobCreate
 from fanout.api.watch import JobWatches
 from fanout.service import Fanout
@@ -95,6 +95,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(tasks.router)
     app.include_router(metrics.router)
+    app.include_router(uploads.router)
     ui.mount(app)
     docs.mount(app)
 

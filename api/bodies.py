@@ -86,13 +86,22 @@ def streamed_format(request: Request) -> readers.Format | None:
 async def read_body(request: Request, limit: int) -> bytearray:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise Problem(413, f"The body is over the limit of {limit} bytes.")
+        raise Problem(413, too_large(f"over the limit of {limit} bytes"))
     body = bytearray()
     async for part in request.stream():
         body += part
         if len(body) > limit:
-            raise Problem(413, f"The body is over the limit of {limit} bytes.")
+            raise Problem(413, too_large(f"over the limit of {limit} bytes"))
     return body
+
+
+def too_large(why: str) -> str:
+    """A 413's detail: why, and the way in for a larger input (on Lambda, 6 MB is the most a
+    request can carry)."""
+    return (
+        f"The body is {why}. Send a larger input as a file: POST /uploads, PUT the file to the"
+        " upload_url it returns, then POST /jobs with its items_url."
+    )
 
 
 def parse(body: bytes | bytearray) -> JobRequest:

@@ -92,7 +92,7 @@ def report(spec: JobSpec, ran: Ran, meter: Meter, extra: cost_allin.AllIn) -> di
         "benchmark": "cost",
         "prices_as_of": pricing.PRICES_AS_OF.isoformat(),
         "region": pricing.REGION,
-        "job": {**asdict(spec), **asdict(ran), "chunks": -(-spec.items // ran.chunk_size)},
+        "job": {**asdict(spec), **asdict(ran)},
         "lines": [
             {
                 **asdict(line),
@@ -232,18 +232,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--window", type=int, default=10, help="the job's max_concurrency (chunks in flight)"
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the job may take")
+    parser.add_argument(
+        "--no-warm-up",
+        dest="warm_up",
+        action="store_false",
+        help="no uncounted job first: the job is its task's first, sized without measurements",
+    )
     parser.add_argument("--json", action="store_true", help="write the figures as JSON to stdout")
 
 
 def run(args: argparse.Namespace) -> int:
     out = Console(stderr=args.json)
     out.width = max(out.width, 150)  # the table's columns, unwrapped
-    spec = JobSpec(args.items, args.chunk_size, args.result_bytes, args.window, args.timeout)
+    spec = JobSpec(
+        args.items, args.chunk_size, args.result_bytes, args.window, args.timeout, args.warm_up
+    )
     meter = Meter()
     left: list[dict[str, Any]] = []
-    ran = cost_pipeline.run(spec, meter, lambda pipeline: left.extend(pipeline.table_items()))
-    chunks = -(-spec.items // ran.chunk_size)
-    extra = cost_allin.all_in(meter, chunks, spec.window, left, cost_pipeline.index_layout())
+    ran = cost_pipeline.run(spec, meter, lambda p: left.extend(p.table_items(p.job_id)))
+    extra = cost_allin.all_in(meter, ran.chunks, spec.window, left, cost_pipeline.index_layout())
     figures = report(spec, ran, meter, extra)
     print_report(figures, out)
     if args.json:

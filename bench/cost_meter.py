@@ -51,6 +51,7 @@ class Meter:
     capacity: dict[Key, pricing.Capacity] = field(
         default_factory=lambda: defaultdict(pricing.Capacity)
     )
+    enabled: bool = True  # off: nothing is counted (a warm-up)
     idle_polls: int = 0  # ReceiveMessage calls that found nothing: a standing cost, not per item
     # (phase, service, operation, what it named: index, queue URL or object key), for the check
     # that each function's role allows what it does (tests/aws/test_policies_on_moto.py).
@@ -61,6 +62,8 @@ class Meter:
 
     def invoked(self, function: str) -> None:
         """One Lambda invocation of `function` (one handler call on one batch)."""
+        if not self.enabled:
+            return
         self.requests[function, "lambda", "Invoke"] += 1
         self.calls[function, "lambda", "Invoke"] += 1
 
@@ -73,7 +76,8 @@ class Meter:
             with phase(function):
                 yield
         finally:
-            self.durations[function].append(time.perf_counter() - started)
+            if self.enabled:
+                self.durations[function].append(time.perf_counter() - started)
 
     def attach(
         self,
@@ -89,6 +93,8 @@ class Meter:
         sizer = _WriteSizer(shadow, indexes, projections) if service == "dynamodb" else None
 
         def before(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+            if not self.enabled:
+                return
             context["bench_params"] = params
             body = params.get("Body")
             context["bench_size"] = len(body) if isinstance(body, bytes | str) else 0
@@ -102,6 +108,8 @@ class Meter:
             context: dict[str, Any],
             **_: Any,
         ) -> None:
+            if not self.enabled:
+                return
             key = (PHASE.get(), service, model.name)
             params = context.get("bench_params", {})
             self.touched.add((*key, _target(params)))

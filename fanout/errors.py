@@ -96,3 +96,7 @@ class Overloaded(FanoutError):
         self.count = count
         self.bound = bound
         self.retry_after = retry_after
+
+
+class UploadRefused(FanoutError):
+    """An upload URL that does not admit this PUT: not signed here, expired, or used."""

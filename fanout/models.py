@@ -246,3 +246,14 @@ class KeyClaim:
 
     job_id: JobId
     response: bytes | None = None
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where to PUT one input file, and how the job then names it: `url` (absolute, or a path
+    on this service), the `headers` the PUT must carry, and the job's `items_url`."""
+
+    url: str
+    headers: dict[str, str]
+    items_url: str
+    expires_at: float

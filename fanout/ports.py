@@ -32,6 +32,7 @@ from fanout.models import (
     Page,
     RecordOutcome,
     TenantId,
+    UploadTarget,
     WebhookEvent,
 )
 
@@ -320,4 +321,35 @@ class Retention(Protocol):
     def compact(self, max_pages: int) -> int:
         """Give up to `max_pages` pages the purges freed back to the file system, in one short
         transaction; returns how many were free before (0: nothing to give back)."""
+        ...
+
+
+class Uploads(Protocol):
+    """Where a client puts a file too large for a request body before naming it as a job's
+    `items_url` (AWS: a presigned S3 PUT, as Lambda takes 6 MB at most; one machine: a signed
+    URL on the server itself, so one client works on both)."""
+
+    def create(self, name: str, content_type: str, expires_at: float) -> UploadTarget:
+        """A place for one file called `name` (unguessable: the caller makes it so), writable
+        until `expires_at` by whoever holds the URL, without other credentials."""
+        ...
+
+
+class UploadSink(Protocol):
+    """One file being received: written in parts, then kept whole (`commit`) or dropped."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None:
+        """Keep the file under its name; raises UploadRefused if that name was written since."""
+        ...
+
+    def abort(self) -> None: ...
+
+
+class UploadReceiver(Protocol):
+    """The service itself receives the PUTs of the upload URLs it gives (one machine)."""
+
+    def open(self, name: str, expires: int, signature: str) -> UploadSink:
+        """Raises UploadRefused for a URL not signed here, expired, or used already."""
         ...

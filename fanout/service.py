@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from fanout.errors import (
     JobFinished,
     JobNotFound,
     Overloaded,
+    UploadRefused,
 )
 from fanout.intake import BATCH, Intake
 from fanout.models import (
@@ -49,6 +51,7 @@ from fanout.models import (
     Notice,
     Page,
     TenantId,
+    UploadTarget,
     Webhook,
     WebhookEvent,
 )
@@ -67,6 +70,9 @@ from fanout.ports import (
     Reconcilable,
     Retention,
     TaskStats,
+    UploadReceiver,
+    Uploads,
+    UploadSink,
 )
 from fanout.settings import Settings
 from fanout.views import public_job
@@ -116,6 +122,10 @@ class Backend:
     outputs: FinalOutputs | None = None
     # Where `items_url` files are read from (None: this deployment reads none).
     inputs: InputFiles | None = None
+    # Where clients put files too large for a request body (None: this deployment takes none).
+    uploads: Uploads | None = None
+    # One machine: this service receives those files itself (AWS: S3 does).
+    upload_receiver: UploadReceiver | None = None
     # Each task's measured time per item, which sizes its jobs' chunks (None: never measured).
     stats: TaskStats | None = None
     # What one chunk costs besides its items (a guess the FANOUT_CHUNK_OVERHEAD_SECONDS setting
@@ -175,6 +185,10 @@ class Submission:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# An upload's format, as `POST /uploads` names it: the file's extension (which tells the job how
+# to read it) and the Content-Type the PUT carries.
+UPLOAD_FORMATS = {"json": "json", "jsonl": "jsonl", "ndjson": "jsonl", "csv": "csv"}
+UPLOAD_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson", "csv": "text/csv"}
 STATS_TTL = 5.0  # seconds a task's measured time per item is reused before it is read again
 
 
@@ -423,6 +437,29 @@ class Fanout:
             value = self.backend.stats.seconds_per_item(task)
             self._measured[task] = (now, value)
         return value
+
+    # -- uploads ------------------------------------------------------------------------------
+
+    def create_upload(self, tenant: TenantId, format: str) -> UploadTarget:
+        """A place to PUT one input file of `format` (json, jsonl, csv) before `POST /jobs` names
+        it as `items_url`; valid for `upload_url_seconds`. The name is random (128 bits): the
+        URL, like S3's presigned ones, is the only credential the PUT needs. Raises
+        UploadRefused where this deployment takes no uploads."""
+        if self.backend.uploads is None:
+            raise UploadRefused("this deployment takes no uploads")
+        extension = UPLOAD_FORMATS[format]
+        name = f"{uuid.uuid4().hex}.{extension}"
+        expires_at = time.time() + self.settings.upload_url_seconds
+        target = self.backend.uploads.create(name, UPLOAD_TYPES[extension], expires_at)
+        log.info("upload %s for tenant %s", target.items_url, tenant)
+        return target
+
+    def receive_upload(self, name: str, expires: int, signature: str) -> UploadSink:
+        """Where a PUT to an upload URL this service signed writes its file (one machine);
+        raises UploadRefused for any other URL, or where uploads go elsewhere (S3)."""
+        if self.backend.upload_receiver is None:
+            raise UploadRefused("uploads go where POST /uploads said, not to this service")
+        return self.backend.upload_receiver.open(name, expires, signature)
 
     # -- read ---------------------------------------------------------------------------------
 

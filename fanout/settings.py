@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     app_dir: Path = Path(".")
     # Each key is a tenant: "key1:tenant-a,key2:tenant-b" (a key alone is its own tenant).
     api_keys: Annotated[list[str], NoDecode] = []
+    # `POST /uploads`: how long the URL it returns admits the file's PUT.
+    upload_url_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     # API keys kept in an SSM Parameter Store SecureString (same format) instead, read again
     # after `api_keys_ttl` seconds: the AWS deployment's way (fanout/api/keys.py).
     api_keys_parameter: str | None = None

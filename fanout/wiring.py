@@ -21,8 +21,10 @@ def sqlite_backend(settings: Settings) -> Backend:
     from fanout.backends.sqlite import Database, SqliteChunkQueue, SqliteStore
     from fanout.backends.sqlite.retention import SqliteRetention
     from fanout.backends.sqlite.stats import SqliteTaskStats
+    from fanout.backends.uploads import LocalUploads
 
     db = Database(settings.database)
+    uploads = LocalUploads(settings.inputs)
     store = SqliteStore(db)
     queue = SqliteChunkQueue(db, settings.max_receive_count)
     return Backend(
@@ -36,6 +38,8 @@ def sqlite_backend(settings: Settings) -> Backend:
         where=str(settings.database.resolve()),
         store_enqueues=True,
         inputs=LocalInputFiles(settings.inputs),
+        uploads=uploads,
+        upload_receiver=uploads,
         stats=SqliteTaskStats(db),
         retention=SqliteRetention(db),
         chunk_overhead=SQLITE_CHUNK_OVERHEAD,
@@ -74,6 +78,7 @@ def aws_backend(
     from fanout.backends.aws.notices import SqsNotificationQueue
     from fanout.backends.aws.outputs import S3FinalOutputs
     from fanout.backends.aws.stats import DynamoTaskStats
+    from fanout.backends.aws.uploads import S3Uploads
 
     clients = (
         session_or_clients
@@ -112,6 +117,7 @@ def aws_backend(
         # Without a bucket there is nowhere to write it: results are read from the table.
         outputs=S3FinalOutputs(blobs) if settings.bucket else None,
         inputs=S3InputFiles(settings.bucket, clients.s3),
+        uploads=S3Uploads(settings.bucket, clients.s3) if settings.bucket else None,
         stats=DynamoTaskStats(table),
         chunk_overhead=AWS_CHUNK_OVERHEAD,
         metered=meter.scope,

@@ -51,7 +51,7 @@ def _submit(service: Fanout, tenant: Tenant, request: JobRequest, key: str | Non
             return service.submit_once(tenant, request, key, _render)
         return _render(*service.submit(tenant, request))
     except readers.TooLarge as error:
-        raise Problem(413, f"The body is {error}.") from error
+        raise Problem(413, bodies.too_large(str(error))) from error
 
 
 @router.post(

@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from bench import cost_pipeline
@@ -55,10 +56,16 @@ def the_other_functions(pipeline: Pipeline) -> None:
     reconciler and the S3 ingest, each through its handler or service call, in its phase."""
     service = pipeline.service
     with phase(cost_pipeline.API):
-        [done] = service.list(TENANT, None, None, 10).items
+        assert service.list(TENANT, None, None, 10).items
+        done = service.get(TENANT, JobId(pipeline.job_id))
         list(service.result_lines(done, 0, None))
         request = JobCreate.model_validate({"task": "echo", "items": [1, 2, 3, 4], "chunk_size": 2})
         job, _ = service.submit(TENANT, request.to_request())
+        target = service.create_upload(TENANT, "jsonl")
+    assert httpx.put(target.url, content=b"1\n2\n", headers=target.headers).status_code == 200
+    with phase(cost_pipeline.API):
+        uploaded = JobCreate.model_validate({"task": "echo", "items_url": target.items_url})
+        service.submit(TENANT, uploaded.to_request())
     chunk = ChunkRef(JobId(job.id), 0, 2)
     body = json.dumps({"job_id": job.id, "start": chunk.start, "end": chunk.end})
     with phase("dead letter"):

@@ -31,8 +31,8 @@ class Place:
     def put(self, name: str, data: bytes) -> str:
         if self.s3 is not None:
             bucket = self.inputs.bucket  # type: ignore[attr-defined]  # S3InputFiles
-            self.s3.put_object(Bucket=bucket, Key=f"inputs/{name}", Body=data)
-            return f"s3://{bucket}/inputs/{name}"
+            self.s3.put_object(Bucket=bucket, Key=f"uploads/{name}", Body=data)
+            return f"s3://{bucket}/uploads/{name}"
         path = self.settings.inputs / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -40,12 +40,19 @@ class Place:
 
     def missing(self) -> str:
         if self.s3 is not None:
-            return f"s3://{self.inputs.bucket}/inputs/missing.jsonl"  # type: ignore[attr-defined]
+            return f"s3://{self.inputs.bucket}/uploads/missing.jsonl"  # type: ignore[attr-defined]
         return (self.settings.inputs / "missing.jsonl").as_uri()
 
     def elsewhere(self) -> list[str]:
         if self.s3 is not None:
-            return ["s3://another-bucket/inputs/a.jsonl", "file:///etc/passwd", "s3:///a.jsonl"]
+            bucket = self.inputs.bucket  # type: ignore[attr-defined]
+            return [
+                "s3://another-bucket/uploads/a.jsonl",
+                "file:///etc/passwd",
+                "s3:///a.jsonl",
+                f"s3://{bucket}/inputs/0190aa.json",  # another job's chunk inputs
+                f"s3://{bucket}/results/0190aa/0-10/x.jsonl",  # another job's results
+            ]
         return ["file:///etc/passwd", "../outside.jsonl", "s3://bucket/a.jsonl"]
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from tests.aws import moto
@@ -71,4 +72,46 @@ def test_serve_on_the_aws_backend_runs_a_job_to_one_signed_webhook_against_the_m
         payload["data"]["output"] == f"s3://{settings['FANOUT_BUCKET']}/outputs/{job['id']}.jsonl"
     )
     assert [r["output"] for r in server.results(job["id"])] == list(range(TOTAL))
+    assert server.stop() == 0
+
+
+def test_a_large_input_goes_through_a_presigned_s3_upload_on_the_aws_backend(
+    fanout: Launcher,
+) -> None:
+    """The path past Lambda's 6 MB request limit: `POST /uploads` gives a presigned S3 PUT,
+    the client puts the file straight into the bucket, `POST /jobs` names its `items_url`."""
+    environment = aws_environment(fanout, f"uploads-{os.getpid()}")
+    bootstrapped = subprocess.run(
+        [sys.executable, "-m", "fanout", "aws", "bootstrap"],
+        env=environment,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    settings = dict(line.split("=", 1) for line in bootstrapped.stdout.splitlines())
+    server = fanout.serve(workers=2, env={**environment, **settings, "FANOUT_BACKEND": "aws"})
+
+    created = server.client.post("/uploads", json={"format": "csv"})
+    assert created.status_code == 201, created.text
+    target = created.json()
+    bucket = settings["FANOUT_BUCKET"]
+    assert target["items_url"].startswith(f"s3://{bucket}/uploads/")
+    assert target["upload_url"].startswith(environment["AWS_ENDPOINT_URL"])
+    rows = "".join(f"{i},item-{i}\n" for i in range(TOTAL))
+    put = httpx.put(target["upload_url"], content=f"n,name\n{rows}", headers=target["headers"])
+    assert put.status_code == 200, put.text
+
+    job = server.submit({"task": "echo", "items_url": target["items_url"], "chunk_size": 7})
+    done = server.wait_for_job(job["id"], timeout=60)
+    assert done["counts"]["succeeded"] == TOTAL
+    outputs = [r["output"] for r in server.results(job["id"])]
+    assert outputs == [{"n": str(i), "name": f"item-{i}"} for i in range(TOTAL)]
+    # Another job's objects in the same bucket are not uploads: refused, nothing stored.
+    other = server.client.post(
+        "/jobs", json={"task": "echo", "items_url": f"s3://{bucket}/outputs/{job['id']}.jsonl"}
+    )
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "items_url"
     assert server.stop() == 0

@@ -30,14 +30,15 @@ INDEXES = {  # name: (partition key, sort key)
 }
 # What each index holds beside the keys. DynamoDB rewrites an index entry whenever a write
 # changes an attribute the index holds, at the cost of a write of that entry: a job's counters
-# move on every chunk, so an index of whole items turns each chunk's 1-WRU update into one more
-# per index. The listing and active indexes hold keys only (a listing or a sweep then reads the
-# job items it found: reads cost an eighth of writes, and happen far less often); `due` holds
-# whole items, as its events are written a few times only, after their job has ended.
+# move on every chunk, so an index of whole items adds a write unit to each chunk's job update.
+# The listing indexes hold keys only (a listing then reads the jobs it found: reads cost an
+# eighth of writes, and listings are rare beside chunks). `active` holds whole items: every
+# submission's backlog check and every sweep reads all its jobs whole, in one query. `due`
+# holds whole items too: its events are written a few times only, after their job has ended.
 PROJECTIONS = {
     "by_tenant": "KEYS_ONLY",
     "by_tenant_status": "KEYS_ONLY",
-    "active": "KEYS_ONLY",
+    "active": "ALL",
     "due": "ALL",
 }
 TTL_ATTRIBUTE = "expires_at"

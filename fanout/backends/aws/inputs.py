@@ -1,8 +1,8 @@
 """Input files on AWS: objects in the service's bucket, named `s3://<bucket>/<key>`.
 
 The object's body is handed over as it comes from S3 (botocore's streaming body), so a large
-file is read as a stream. Only the service's own bucket is read: its role may read no other,
-and a URL naming another must not make it try.
+file is read as a stream. Only uploads in the service's own bucket are read (`POST /uploads`
+makes them): its role may read no other bucket, and its own holds other tenants' data.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 from fanout.backends.aws.clients import error_code, translated
 from fanout.errors import InputNotFound, InputRefused
 
+UPLOADS = "uploads/"
 MISSING = {"NoSuchKey", "404", "NotFound"}
 FORBIDDEN = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "InvalidObjectState"}
 
@@ -50,4 +51,8 @@ class S3InputFiles:
         key = unquote(parts.path.removeprefix("/"))
         if not key or parts.query or parts.fragment:
             raise InputRefused(url, "name an object: s3://<bucket>/<key>")
+        # The bucket also holds every tenant's chunk inputs and results: a job reads uploads
+        # only (POST /uploads), whose random names are known to their uploader alone.
+        if not key.startswith(UPLOADS) or key == UPLOADS:
+            raise InputRefused(url, f"not an upload: name s3://{self.bucket}/{UPLOADS}<name>")
         return key

@@ -732,7 +732,7 @@ class DynamoJobStore:
     def jobs_to_reconcile(self, now: float, stale_after: float) -> list[Job]:
         """From the sparse `active` index, which holds non-terminal jobs only."""
         jobs = []
-        for item in self._active():
+        for item in self.table.query("active = :one", {":one": "1"}, index="active"):
             job = job_from_item(item)
             complete = job.succeeded + job.failed == job.total
             late = item.get("deadline") is not None and item["deadline"] < now
@@ -741,10 +741,3 @@ class DynamoJobStore:
             if complete or late or stuck or item["updated_at"] < now - stale_after:
                 jobs.append(job)
         return jobs
-
-    def _active(self) -> list[Item]:
-        """The items of the jobs the sparse `active` index holds (keys only), still active: the
-        index is eventually consistent, the items read are not."""
-        keys = self.table.query("active = :one", {":one": "1"}, index="active")
-        ids = [JobId(str(key["pk"]).removeprefix("JOB#")) for key in keys]
-        return [item for item in self._jobs(ids) if item.get("active") == "1"]
