@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import abuse, chaos, coldstart, compare, cost, export, soak, status, throughput
+from bench import abuse, chaos, coldstart, compare, cost, export, image, soak, status, throughput
 
 
 def main() -> int:
@@ -65,6 +65,11 @@ def main() -> int:
             description=soak.__doc__,
         )
     )
+    image.add_arguments(
+        benchmarks.add_parser(
+            "image", help="the Lambda container image's own layer, in MB", description=image.__doc__
+        )
+    )
     args = parser.parse_args()
     runs = {
         "chaos": chaos.run,
@@ -72,6 +77,7 @@ def main() -> int:
         "compare": compare.run,
         "cost": cost.run,
         "export": export.run,
+        "image": image.run,
         "soak": soak.run,
         "status": status.run,
         "abuse": abuse.run,

@@ -248,3 +248,23 @@ def test_the_chaos_benchmark_runs_its_campaign_at_a_tiny_size_and_every_fault_pa
     assert [o["fault"] for o in outcomes if not o["passed"]] == [], done.stderr.decode()
     assert done.returncode == 0
     assert " | pass" in done.stderr.decode()  # the table, on stderr beside the JSON
+
+
+def test_the_image_benchmark_measures_a_layer_by_distribution(tmp_path: Path) -> None:
+    """`python -m bench image` on a made-up layer (the real one is a pip install from PyPI):
+    each distribution's files by its RECORD, the rest apart, and a gzipped size."""
+    from bench import image
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_bytes(b"x" * 3000)
+    info = tmp_path / "pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_text("pkg/__init__.py,,\npkg-1.0.dist-info/RECORD,,\n")
+    (tmp_path / "stray.txt").write_bytes(b"y" * 500)
+
+    found = image.figures(tmp_path)
+
+    record = (info / "RECORD").stat().st_size
+    assert found["largest"] == {"pkg": 3000 + record, "(other)": 500}
+    assert found["layer_bytes"] == 3500 + record
+    assert 0 < found["layer_gzip_bytes"] < found["layer_bytes"]
