@@ -1,8 +1,10 @@
 """`python -m bench image`: the size of the Lambda container image's own layer.
 
-Every function runs the image built from the root `Dockerfile`: `python:3.11-slim`, then
-`pip install ".[aws]" "awslambdaric>=3"`. The base image is fixed (and cannot be pulled on a
-machine without a container registry); the layer the project controls is that install. This
+Every function runs the image built from the root `Dockerfile`: `python:3.11-slim`, then the
+dependencies of `fanout[aws]` with `awslambdaric`, then the package itself (two layers, so a
+code change rebuilds only the second). The base image is fixed (and cannot be pulled on a
+machine without a container registry); the layers the project controls are those installs, as
+much as `pip install ".[aws]" "awslambdaric>=3"` puts in place. This
 bench runs the same install into an empty directory (`pip install --target`, byte-compiled
 as the image's is), and prints its size on disk and as a gzipped tar (how a registry stores a
 layer, and about what Lambda pulls on a cold start of a new image), with the largest
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# The Dockerfile's install line.
+# What the Dockerfile's two install steps put in place together.
 REQUIREMENTS = [".[aws]", "awslambdaric>=3"]
 MB = 1_000_000
 
