@@ -69,7 +69,7 @@ async def receive_upload(
     request: Request,
     service: Service,
     expires: Annotated[int, Query()],
-    signature: Annotated[str, Query(max_length=64)],
+    signature: Annotated[str, Query(pattern="^[0-9a-f]{64}$")],
 ) -> Response:
     """The file of an upload URL this server gave (one machine; on AWS the URL is S3's). Its
     signature is the credential, as with S3's presigned URLs: no API key."""

@@ -45,7 +45,8 @@ class LocalUploads:
     def open(self, name: str, expires: int, signature: str) -> UploadFile:
         """The file to write an upload into; raises UploadRefused for a URL this process did
         not sign, one past its expiry, or a name written before."""
-        if not hmac.compare_digest(self._signature(name, expires), signature):
+        # As bytes: compare_digest refuses str with non-ASCII characters.
+        if not hmac.compare_digest(self._signature(name, expires).encode(), signature.encode()):
             raise UploadRefused("this upload URL is not valid")
         if time.time() > expires:
             raise UploadRefused("this upload URL has expired: ask POST /uploads for another")

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fanout.errors import UploadRefused
 from fanout.service import Fanout
 from fanout.settings import Settings
 from tests.api.conftest import PROBLEM, connect, drain, ended, other_settings
@@ -34,7 +35,9 @@ async def test_an_uploaded_file_becomes_a_jobs_items(
 ) -> None:
     target = await upload(client, "jsonl", b"".join(b"%d\n" % i for i in range(25)))
     assert target["items_url"].startswith("uploads/")
-    assert target["upload_url"].startswith("http://fanout.test/uploads/")
+    assert target["upload_url"].startswith(
+        f"{client.base_url}/uploads/".replace("//uploads", "/uploads")
+    )
 
     job = await client.post("/jobs", json={"task": "echo", "items_url": target["items_url"]})
     assert job.status_code == 202, job.text
@@ -118,3 +121,15 @@ async def test_a_body_too_large_for_post_jobs_points_at_uploads(settings: Settin
         response = await api.post("/jobs", json={"task": "echo", "items": list(range(100))})
     assert response.status_code == 413
     assert "POST /uploads" in response.json()["detail"]
+
+
+async def test_a_signature_of_any_characters_is_refused_not_an_error(
+    client: httpx.AsyncClient, service: Fanout
+) -> None:
+    """The receiver itself compares bytes: a non-ASCII signature must not make a 500."""
+    receiver = service.backend.upload_receiver
+    assert receiver is not None
+    with pytest.raises(UploadRefused):
+        receiver.open("0" * 32 + ".json", int(time.time()) + 60, "é" * 64)
+    put = await client.put(f"/uploads/{'0' * 32}.json?expires=9999999999&signature={'é' * 64}")
+    assert put.status_code == 422
