@@ -37,7 +37,9 @@ from fanout.settings import Settings
 REGION = "us-east-1"
 SQS_BATCH = 10  # the chunk worker's and notifier's BatchSize in the template
 STREAM_BATCH = 100  # the aggregator's BatchSize
-TENANT_HEADERS = {"content-type": "application/json"}
+# The deployed API has keys (it refuses to start without them); this one's tenant is "default".
+API_KEY = "bench"
+TENANT_HEADERS = {"content-type": "application/json", "authorization": f"Bearer {API_KEY}"}
 API = "api"
 WORKER = "chunk worker"
 AGGREGATOR = "aggregator"
@@ -121,6 +123,7 @@ def run(spec: JobSpec, meter: Meter, then: Callable[[Pipeline], None] | None = N
             bucket=name,
             receive_wait_seconds=0,
             webhook_allow_networks=["127.0.0.0/8"],  # type: ignore[list-item]  # parsed by pydantic
+            api_keys=[f"{API_KEY}:default"],
             default_max_concurrency=spec.window,
         )
         environment = bootstrap(base, setup)
