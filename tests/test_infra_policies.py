@@ -47,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     | table("BatchWriteItem")
     | {"dynamodb:Query ${Table.Arn}/index/by_tenant"}
     | {"dynamodb:Query ${Table.Arn}/index/by_tenant_status"}
+    | {"dynamodb:Query ${Table.Arn}/index/active", "dynamodb:Query ${Table.Arn}/index/due"}
     | {"sqs:SendMessage ChunkQueue.Arn", "sqs:SendMessage NotifyQueue.Arn"}
     | objects("PutObject", "inputs", "outputs", "uploads")
     | objects("GetObject", "results", "uploads"),

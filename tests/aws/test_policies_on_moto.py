@@ -1,7 +1,8 @@
 """Each function's role allows every request the function makes: the cost benchmark's pipeline
 (API, chunk worker, aggregator and finalize, notifier, and the event sources as Lambda runs
-them) on the emulator, then the other functions' work (listing, results and a cancel through
-the API, a dead letter split, a reconciler sweep, an input file ingested), every request
+them) on the emulator, then the other functions' work (listing, results, an upload, a cancel
+and a redrive through the API, a dead letter split, a reconciler sweep, an input file
+ingested), every request
 recorded with the function that made it and checked against the table of
 `tests/test_infra_policies.py`, resource by resource.
 """
@@ -79,6 +80,7 @@ def the_other_functions(pipeline: Pipeline) -> None:
         service.reconcile()
     with phase(cost_pipeline.API):
         service.cancel(TENANT, JobId(job.id))
+        service.redrive(TENANT, JobId(job.id))  # the items the cancel left: read again
     bucket = pipeline.settings.bucket
     pipeline.setup.s3.put_object(Bucket=bucket, Key="jobs/echo/items.jsonl", Body=b"1\n2\n")
     event = s3_event(pipeline.setup.s3, str(bucket), "jobs/echo/items.jsonl")
