@@ -113,11 +113,10 @@ class Guard:
         try:
             self._check_host(headers)
             self._check_origin(scope["method"], headers)
-            if self_signed(scope):
-                await self.app(scope, receive, send)
-                return
-            scope.setdefault("state", {})["tenant"] = self._tenant(scope["method"], headers)
-            limit = self._check_body(scope, headers)
+            signed = self_signed(scope)
+            if not signed:
+                scope.setdefault("state", {})["tenant"] = self._tenant(scope["method"], headers)
+            limit = None if signed else self._check_body(scope, headers)
         except Problem as problem:
             await asgi_problem(scope, problem)(scope, receive, send)
             return
