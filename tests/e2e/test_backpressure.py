@@ -21,7 +21,11 @@ def test_concurrent_clients_are_pushed_back_and_every_accepted_job_finishes(
     server = fanout.serve(workers=1, env={"FANOUT_MAX_UNSTARTED_CHUNKS": "10"})
 
     def post_all(_: int) -> list[httpx.Response]:
-        with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        # A connection per request: on a loaded machine a kept-alive connection can reach the
+        # server's idle timeout just as the next request goes out (a reset, not the server's
+        # answer).
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=server.url, timeout=30.0, limits=no_reuse) as client:
             return [client.post("/jobs", json=JOB) for _ in range(POSTS_EACH)]
 
     with ThreadPoolExecutor(CLIENTS) as pool:
