@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -215,6 +216,7 @@ class Fanout:
         self._times = chunking.TaskTimes(backend.stats) if backend.stats is not None else None
         self._measured: dict[str, tuple[float, float | None]] = {}
         self._backlog: tuple[float, Backlog] | None = None
+        self._backlog_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -322,6 +324,7 @@ class Fanout:
                 dataclasses.replace(new, requests=requests), chunks
             )
         crash_point("submit.stored")
+        self._stored_chunks(len(chunks))
         try:
             self._send(released)
         except Exception:
@@ -550,10 +553,22 @@ class Fanout:
             self._backlog = (now, counted)
         return self._backlog[1]
 
+    def _stored_chunks(self, count: int) -> None:
+        """Add a job's chunks to the cached backlog: between two counts, a burst of POSTs would
+        otherwise all be admitted against the first count (a second's worth past the bound)."""
+        with self._backlog_lock:
+            if self._backlog is not None:
+                at, backlog = self._backlog
+                more = dataclasses.replace(
+                    backlog, unstarted_chunks=backlog.unstarted_chunks + count
+                )
+                self._backlog = (at, more)
+
     def admit(self) -> None:
         """Backpressure: raises Overloaded while the unstarted chunks or the undelivered
         webhooks are at their bound (FANOUT_MAX_UNSTARTED_CHUNKS, _UNDELIVERED_WEBHOOKS), rather
-        than accept work that cannot start. Reads `backlog()`, so at most a second stale."""
+        than accept work that cannot start. Reads `backlog()` (counted at most a second ago,
+        plus the chunks this process stored since)."""
         backlog, settings = self.backlog(), self.settings
         wait = settings.backpressure_retry_after
         if backlog.unstarted_chunks >= settings.max_unstarted_chunks:

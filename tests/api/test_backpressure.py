@@ -87,3 +87,12 @@ async def test_past_the_undelivered_webhooks_bound_a_job_is_a_429(
     refused = await client.post("/jobs", json={"task": "echo", "items": [1]})
 
     assert "1 webhooks" in problem(refused, 429)["detail"]
+
+
+async def test_a_burst_between_two_counts_is_held_to_the_bound(client: httpx.AsyncClient) -> None:
+    statuses = [
+        (await client.post("/jobs", json={"task": "echo", "items": [1, 2], "chunk_size": 1}))
+        for _ in range(4)
+    ]
+
+    assert [r.status_code for r in statuses] == [202, 202, 429, 429]
