@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from bench import abuse, chaos, coldstart, compare, cost, export, image, soak, status, throughput
+from bench import (
+    abuse,
+    chaos,
+    coldstart,
+    compare,
+    cost,
+    export,
+    image,
+    load,
+    scaling,
+    soak,
+    status,
+    throughput,
+)
 
 
 def main() -> int:
@@ -70,6 +83,20 @@ def main() -> int:
             "image", help="the Lambda container image's own layer, in MB", description=image.__doc__
         )
     )
+    scaling.add_arguments(
+        benchmarks.add_parser(
+            "scaling",
+            help="one worker vs two, beside a multiprocessing pool",
+            description=scaling.__doc__,
+        )
+    )
+    load.add_arguments(
+        benchmarks.add_parser(
+            "load",
+            help="200 clients posting and polling small jobs, fanout and Celery",
+            description=load.__doc__,
+        )
+    )
     args = parser.parse_args()
     runs = {
         "chaos": chaos.run,
@@ -78,6 +105,8 @@ def main() -> int:
         "cost": cost.run,
         "export": export.run,
         "image": image.run,
+        "load": load.run,
+        "scaling": scaling.run,
         "soak": soak.run,
         "status": status.run,
         "abuse": abuse.run,

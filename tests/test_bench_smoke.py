@@ -140,6 +140,27 @@ def test_the_soak_benchmark_samples_the_data_dir_with_retention_and_without() ->
     assert "with retention the second half grew" in " ".join(done.stderr.decode().split())
 
 
+def test_the_load_benchmark_runs_its_client_mix_on_fanout_and_celery_for_a_tiny_run() -> None:
+    command = ["load", "--seconds", "2", "--clients", "10", "--workers", "1", "--json"]
+    if not _celery_expected():
+        command.append("--skip-celery")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *command],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    results = json.loads(done.stdout)["results"]
+    expected = ["fanout", "celery"] if _celery_expected() else ["fanout"]
+    assert [r["system"] for r in results] == expected
+    for result in results:
+        assert result["accepted"] > 0 and result["completed"] == result["accepted"]
+        assert result["cores"]["load generator"] > 0
+    assert "p99 POST to webhook" in " ".join(done.stderr.decode().split())
+
+
 class RecordingFanout(FanoutSystem):
     """Notes the server's process tree just before stopping it."""
 

@@ -7,6 +7,7 @@ first steps do), which the benchmark sets for the workers it starts and for itse
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import redis
@@ -41,10 +42,20 @@ def done(results: list[Any], key: str) -> int:
     return count
 
 
+def load_done(results: list[Any], key: str) -> None:
+    """The chord callback of `python -m bench load`: notes when the chord `key` completed (in
+    a Redis hash the benchmark reads, as fanout's webhook receiver notes arrivals)."""
+    global _markers
+    if _markers is None:
+        _markers = redis.Redis.from_url(f"{REDIS_URL}/2")
+    _markers.hset("load-arrivals", key, time.time())
+
+
 # Registered by call rather than as decorators: celery has no type hints, and an untyped
 # decorator would make each function untyped under mypy --strict.
 echo = app.task(name="bench.echo")(work.echo)
 sleep = app.task(name="bench.sleep")(work.sleep)
 sha256 = app.task(name="bench.sha256")(work.sha256)
 chord_done = app.task(name="bench.done")(done)
+chord_load_done = app.task(name="bench.load_done")(load_done)
 TASKS = {"echo": echo, "sleep": sleep, "sha256": sha256}

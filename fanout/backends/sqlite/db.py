@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fanout.backends.sqlite.group import GroupWriter
 from fanout.errors import StoreUnavailable
 
 SCHEMA = """
@@ -179,17 +180,19 @@ def _create(path: Path) -> None:
 
 
 class Database:
-    """Hands each thread its own connection to one SQLite file.
+    """Hands each thread its own connection to one SQLite file for reads; writes take turns on
+    one connection per process and commit in groups (`fanout.backends.sqlite.group`).
 
     WAL lets readers run beside the one writer. `synchronous=NORMAL` never corrupts the file and
     loses nothing when a process crashes; only a power cut can roll back the last transactions,
     and then a chunk's message comes back with it and is run again. Job creation, which `202
-    Accepted` promises is durable, switches to FULL for its own commit.
+    Accepted` promises is durable, is committed with FULL (one fsync for a group of them).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._group = GroupWriter(self._connect)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or not path.stat().st_size:
             _create(path)
@@ -198,15 +201,20 @@ class Database:
         _migrate(conn)
 
     def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for reads (writes go through `write`)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            # After a checkpoint the log is cut back to this size, not left at its largest.
-            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            conn = self._connect()
             self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        # After a checkpoint the log is cut back to this size, not left at its largest.
+        conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         return conn
 
     @contextmanager
@@ -224,29 +232,13 @@ class Database:
 
     @contextmanager
     def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
-        conn = self.connection()
-        if durable:
-            conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        """This process's threads write in turns and commit in groups (`group.GroupWriter`)."""
+        with self._group.write(durable) as conn:
             yield conn
-        except BaseException:
-            if conn.in_transaction:  # SQLite may have rolled back itself (SQLITE_FULL)
-                conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        finally:
-            if durable:
-                conn.execute("PRAGMA synchronous=NORMAL")
 
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+        self._group.close()

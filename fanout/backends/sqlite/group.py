@@ -1,0 +1,159 @@
+"""Group commit: the write transactions of one process's threads, done as few SQLite commits.
+
+SQLite has one writer at a time; threads that each `BEGIN IMMEDIATE` on their own connection
+wait for it in SQLite's busy handler, which sleeps 1, 2, 5, 10... ms between tries, and each
+durable commit pays an fsync (~1.5 ms here). So a process's writes take turns on a Python lock
+instead, on one connection, and share a transaction: each thread's work is a savepoint in the
+open transaction, and the thread whose turn ends with no other waiting commits it, for everyone
+in it. Every thread returns only once the commit holding its work is done (or raises if that
+commit failed), so `202 Accepted` still means on disk: a durable thread's work is committed with
+`synchronous=FULL`, one fsync for all the submissions that arrived meanwhile.
+
+A durable write arriving while a non-durable transaction is open commits that one first (the
+level cannot change inside a transaction); a non-durable write joins a durable transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+# A transaction holding this many threads' work is committed even if more are waiting, so that
+# the first of them does not wait for an unbounded queue.
+MAX_MEMBERS = 64
+
+
+class GroupWriter:
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._conn: sqlite3.Connection | None = None
+        self._turn = threading.Lock()
+        self._state = threading.Condition()  # guards _waiting, _generation, _failures
+        self._waiting = 0
+        self._generation = 0
+        self._failures: dict[int, BaseException] = {}
+        # Touched only by the thread whose turn it is:
+        self._owner: int | None = None
+        self._open = False
+        self._durable = False
+        self._members = 0
+
+    @contextmanager
+    def write(self, durable: bool) -> Iterator[sqlite3.Connection]:
+        if self._owner == threading.get_ident():  # a write inside a write: a nested savepoint
+            with self._savepoint(self._connection()) as conn:
+                yield conn
+            return
+        self._take_turn()
+        try:
+            generation, first = self._join(durable)
+            conn = self._connection()
+            try:
+                if first:
+                    yield conn
+                else:
+                    with self._savepoint(conn):
+                        yield conn
+            except BaseException:
+                if first:
+                    self._rollback()  # nothing but this thread's work was in it
+                else:
+                    self._settle()  # the others' work stays, committed now if nobody follows
+                raise
+            self._members += 1
+            committed, failure = self._settle()
+        finally:
+            self._owner = None
+            self._turn.release()
+        if not committed:
+            failure = self._outcome(generation)
+        if failure is not None:
+            raise failure
+
+    def _take_turn(self) -> None:
+        with self._state:
+            self._waiting += 1
+        self._turn.acquire()
+        self._owner = threading.get_ident()
+        with self._state:
+            self._waiting -= 1
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _join(self, durable: bool) -> tuple[int, bool]:
+        """Join the open transaction, or open one at the level needed: its generation, and
+        whether this thread's work is the first in it."""
+        if self._open and durable and not self._durable:
+            self._commit()  # its members hear how it went; this thread opens another
+        if self._open:
+            return self._generation, False
+        conn = self._connection()
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        conn.execute("BEGIN IMMEDIATE")
+        self._open, self._durable, self._members = True, durable, 0
+        return self._generation, True
+
+    @contextmanager
+    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        conn.execute("SAVEPOINT member")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO member")
+            conn.execute("RELEASE member")
+            raise
+        conn.execute("RELEASE member")
+
+    def _settle(self) -> tuple[bool, BaseException | None]:
+        """Commit the open transaction unless another thread is waiting to add its work (and
+        there is room): whether it was committed here, and how that failed if it did."""
+        with self._state:
+            waiting = self._waiting
+        if not self._members or (waiting and self._members < MAX_MEMBERS):
+            return False, None
+        return True, self._commit()
+
+    def _commit(self) -> BaseException | None:
+        conn = self._connection()
+        failure: BaseException | None = None
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            failure = error
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        self._finish(failure)
+        return failure
+
+    def _rollback(self) -> None:
+        conn = self._connection()
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        self._finish(None)
+
+    def _finish(self, failure: BaseException | None) -> None:
+        with self._state:
+            if failure is not None:
+                self._failures[self._generation] = failure
+                for old in [g for g in self._failures if g < self._generation - 1000]:
+                    del self._failures[old]
+            self._generation += 1
+            self._state.notify_all()
+        self._open, self._members = False, 0
+
+    def _outcome(self, generation: int) -> BaseException | None:
+        """Wait for the commit of `generation`; how it failed, if it did."""
+        with self._state:
+            while self._generation <= generation:
+                self._state.wait()
+            return self._failures.get(generation)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

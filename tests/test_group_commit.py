@@ -1,0 +1,132 @@
+"""Group commit (`fanout.backends.sqlite.group`): a process's threads write in turns and share
+commits, and each returns only once its own work is committed. On a real SQLite file, with the
+statements the writer sends counted by SQLite's trace callback."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fanout.backends.sqlite.group import GroupWriter
+
+THREADS = 16
+WRITES = 20
+
+
+class Traced:
+    """Connections to `path` whose statements are counted (COMMIT, FULL, ...)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: Counter[str] = Counter()
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (writer INTEGER, n INTEGER)")
+        conn.close()
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.set_trace_callback(lambda sql: self.seen.update([sql.strip().split("(")[0]]))
+        return conn
+
+    def rows(self, writer: int | None = None) -> int:
+        conn = sqlite3.connect(self.path)
+        where, args = ("WHERE writer = ?", (writer,)) if writer is not None else ("", ())
+        (count,) = conn.execute(f"SELECT COUNT(*) FROM t {where}", args).fetchone()
+        conn.close()
+        return int(count)
+
+
+@pytest.fixture
+def traced(tmp_path: Path) -> Traced:
+    return Traced(tmp_path / "group.db")
+
+
+def in_threads(count: int, body: Callable[[int], None]) -> list[BaseException]:
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def run(writer: int) -> None:
+        start.wait()
+        try:
+            body(writer)
+        except BaseException as error:  # collected for the test to look at
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return errors
+
+
+def test_concurrent_durable_writes_all_land_in_fewer_commits_than_writes(traced: Traced) -> None:
+    writer = GroupWriter(traced.connect)
+    unseen: list[int] = []
+
+    def body(w: int) -> None:
+        for n in range(WRITES):
+            with writer.write(durable=True) as conn:
+                conn.execute("INSERT INTO t VALUES (?, ?)", (w, n))
+            # Returned: the row is committed, so another connection sees it.
+            if traced.rows(w) != n + 1:
+                unseen.append(w)
+
+    assert in_threads(THREADS, body) == []
+
+    assert unseen == []
+    assert traced.rows() == THREADS * WRITES
+    assert traced.seen["COMMIT"] < THREADS * WRITES
+    assert traced.seen["PRAGMA synchronous=FULL"] == traced.seen["BEGIN IMMEDIATE"]
+
+
+def test_a_write_that_raises_leaves_nothing_and_the_others_are_kept(traced: Traced) -> None:
+    writer = GroupWriter(traced.connect)
+
+    def body(w: int) -> None:
+        for n in range(WRITES):
+            with writer.write(durable=False) as conn:
+                conn.execute("INSERT INTO t VALUES (?, ?)", (w, n))
+                if w % 2:
+                    raise ValueError(f"writer {w} fails")
+
+    errors = in_threads(THREADS, body)
+
+    assert len(errors) == THREADS // 2 and all(isinstance(e, ValueError) for e in errors)
+    assert [traced.rows(w) for w in range(THREADS)] == [
+        WRITES if w % 2 == 0 else 0 for w in range(THREADS)
+    ]
+
+
+def test_a_durable_write_commits_the_open_ordinary_transaction_first(traced: Traced) -> None:
+    writer = GroupWriter(traced.connect)
+    with writer.write(durable=False) as conn:
+        conn.execute("INSERT INTO t VALUES (0, 0)")
+    with writer.write(durable=True) as conn:
+        conn.execute("INSERT INTO t VALUES (1, 0)")
+
+    assert traced.rows() == 2
+    assert traced.seen["PRAGMA synchronous=NORMAL"] == 1
+    assert traced.seen["PRAGMA synchronous=FULL"] == 1
+
+
+def test_a_write_inside_a_write_is_part_of_it(traced: Traced) -> None:
+    writer = GroupWriter(traced.connect)
+    with writer.write(durable=False) as outer:
+        outer.execute("INSERT INTO t VALUES (0, 0)")
+        with pytest.raises(KeyError), writer.write(durable=False) as inner:
+            inner.execute("INSERT INTO t VALUES (0, 1)")
+            raise KeyError("inner")
+        with writer.write(durable=False) as inner:
+            inner.execute("INSERT INTO t VALUES (0, 2)")
+
+    assert traced.rows() == 2
+    assert traced.seen["COMMIT"] == 1
