@@ -174,6 +174,12 @@ class Outbox(Protocol):
         expires with its lease."""
         ...
 
+    def renew_claim(self, event: WebhookEvent, lease_until: float) -> bool:
+        """Extend the claim this deliverer holds on `event`'s attempt (`event.next_attempt_at`
+        is the lease it claimed or last renewed) to `lease_until`. False when the claim is lost:
+        the lease ran out and another deliverer claimed the attempt, or it was recorded."""
+        ...
+
     def undelivered(self) -> int:
         """How many events are pending (an indexed count)."""
         ...

@@ -85,6 +85,9 @@ MAX_LISTED_ERRORS = 50
 # the sweep and a late notice never both send it.
 NOTICE_GRACE = 10.0
 MAX_NOTICE_DELAY = 900.0  # SQS delays a message by at most 15 minutes
+# A claimed attempt about to be sent must hold its claim this much longer than the attempt's
+# deadline: another host whose clock runs up to a second ahead sees the lease end earlier.
+CLAIM_MARGIN = 2.0
 BACKLOG_TTL = 1.0  # seconds a backlog count is reused: it is asked on every POST
 log = logging.getLogger("fanout.service")
 
@@ -881,15 +884,36 @@ class Fanout:
         NOTICE_GRACE (a notice lost, or a retry further off than the queue can delay it)."""
         now = time.time()
         grace = 0.0 if self.backend.notifications is None else NOTICE_GRACE
-        return [e for e in self.backend.outbox.due_events(now - grace, limit) if self._claim(e)]
+        due = self.backend.outbox.due_events(now - grace, limit)
+        return [claimed for event in due if (claimed := self._claim(event)) is not None]
 
-    def _claim(self, event: WebhookEvent) -> bool:
-        # Long enough for one attempt: the send's own deadline, with room to wait for a slot of
-        # its destination and to record it.
-        lease = 3 * self.settings.webhook_timeout + 5.0
+    def _claim_lease(self) -> float:
+        """Long enough for one attempt: the send's own deadline, with room to wait for a slot of
+        its destination and to record it. An attempt that waits longer renews its claim
+        (`confirm_claim`)."""
+        return 3 * self.settings.webhook_timeout + 5.0
+
+    def _claim(self, event: WebhookEvent) -> WebhookEvent | None:
+        """The event as claimed (its `next_attempt_at` the claim's lease), or None."""
         now = time.time()
+        lease_until = now + self._claim_lease()
         # A second of clock skew between hosts, as for notices.
-        return self.backend.outbox.claim_attempt(event, now + 1.0, now + lease)
+        if not self.backend.outbox.claim_attempt(event, now + 1.0, lease_until):
+            return None
+        return dataclasses.replace(event, next_attempt_at=lease_until)
+
+    def confirm_claim(self, event: WebhookEvent) -> WebhookEvent | None:
+        """Called just before an attempt of a claimed event is sent: the event, still claimed
+        for at least one whole attempt, or None when its claim was lost (the attempt waited for
+        its destination past the lease, and another deliverer took it). A claim with less than
+        an attempt's time left (plus the hosts' clock skew) is renewed first."""
+        now = time.time()
+        if event.next_attempt_at - now >= self.settings.webhook_timeout + CLAIM_MARGIN:
+            return event
+        lease_until = now + self._claim_lease()
+        if not self.backend.outbox.renew_claim(event, lease_until):
+            return None
+        return dataclasses.replace(event, next_attempt_at=lease_until)
 
     def receive_notices(self, max_messages: int = 10) -> Sequence[Notice]:
         """Notices of events to deliver, where the backend announces them (else none)."""
@@ -911,10 +935,9 @@ class Fanout:
             or event.id != notice.event_id
             or event.status is not DeliveryStatus.PENDING
             or event.next_attempt_at > time.time() + 1.0  # a second of clock skew between hosts
-            or not self._claim(event)
         ):
             return None
-        return event
+        return self._claim(event)
 
     def record_attempt(self, event: WebhookEvent, attempt: webhooks.Attempt) -> None:
         """Record one delivery attempt of a claimed completion event (made by

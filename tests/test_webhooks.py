@@ -458,6 +458,24 @@ def test_many_jobs_each_deliver_their_one_event_once(
     assert ids == sorted(f"evt_{job.id}" for job in jobs)
 
 
+def test_an_attempt_whose_claim_ran_out_while_it_waited_is_not_sent(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """Two deliverers (two processes on one data dir): the first claims the event, then its
+    attempt waits (for its destination's slot) past the claim's lease; the second claims it.
+    The first must not send it too."""
+    service = build(settings.model_copy(update={"webhook_timeout": 0.01}))
+    job, _ = finished_job(service, receiver.url)
+    [first] = service.due_events()
+    wait_until(lambda: time.time() > first.next_attempt_at + 1.5, 10.0, "the claim to run out")
+    [second] = service.due_events()
+
+    assert deliver_now(service, [first]) == [None]
+    assert receiver.count() == 0
+    assert deliver(service, second).delivered
+    assert [r.headers["webhook-id"] for r in receiver.received] == [f"evt_{job.id}"]
+
+
 # -- the address check at connect time ------------------------------------------------------------
 
 

@@ -83,17 +83,22 @@ class Deliverer:
 
     async def deliver(self, event: WebhookEvent) -> webhooks.Attempt | None:
         """One attempt, recorded; None when the notifier closed before it could start (the event
-        stays due)."""
+        stays due) or when the event's claim was lost while it waited (another deliverer has
+        it)."""
         settings = self.service.settings
+        loop = asyncio.get_running_loop()
         async with self._slot(event.url):
             if self.closing:
                 return None
+            # The wait for a slot may have outlived the claim: send only while holding it.
+            claimed = await loop.run_in_executor(None, self.service.confirm_claim, event)
+            if claimed is None:
+                return None
+            event = claimed
             attempt = await webhooks.send(
                 event, self.http, settings.webhook_allow_networks, settings.webhook_timeout
             )
-        await asyncio.get_running_loop().run_in_executor(
-            None, self.service.record_attempt, event, attempt
-        )
+        await loop.run_in_executor(None, self.service.record_attempt, event, attempt)
         return attempt
 
 

@@ -49,6 +49,27 @@ class DynamoOutbox:
         )
         return claimed is not None
 
+    def renew_claim(self, event: WebhookEvent, lease_until: float) -> bool:
+        # Timeline: a deliverer's lease runs out while its attempt waits for a slot; another
+        # claims the attempt, which moves `next_attempt_at` to its own lease. The first's
+        # renewal then finds neither its lease nor (once recorded) the same attempt.
+        still_pending = "event_status = :pending"
+        same_attempt = "event_attempts = :attempts"
+        still_held = "next_attempt_at = :held"
+        renewed = self.table.update(
+            job_key(event.job_id),
+            "SET next_attempt_at = :until",
+            condition=f"event_id = :event_id AND {still_pending} AND {same_attempt} AND {still_held}",
+            values={
+                ":until": lease_until,
+                ":event_id": event.id,
+                ":pending": DeliveryStatus.PENDING.value,
+                ":attempts": event.attempts,
+                ":held": event.next_attempt_at,
+            },
+        )
+        return renewed is not None
+
     def undelivered(self) -> int:
         """Counted on the sparse `due` index, which holds pending events only."""
         return self.table.count("#due = :one", {":one": "1"}, index="due", names={"#due": "due"})

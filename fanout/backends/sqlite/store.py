@@ -479,6 +479,17 @@ class SqliteStore:
                 == 1
             )
 
+    def renew_claim(self, event: WebhookEvent, lease_until: float) -> bool:
+        with self.db.write() as conn:
+            return (
+                conn.execute(
+                    "UPDATE outbox SET next_attempt_at = ? WHERE event_id = ?"
+                    " AND status = 'pending' AND attempts = ? AND next_attempt_at = ?",
+                    (lease_until, event.id, event.attempts, event.next_attempt_at),
+                ).rowcount
+                == 1
+            )
+
     def undelivered(self) -> int:
         (count,) = (
             self.db.connection()
