@@ -56,10 +56,11 @@ class DynamoOutbox:
         still_pending = "event_status = :pending"
         same_attempt = "event_attempts = :attempts"
         still_held = "next_attempt_at = :held"
+        condition = f"event_id = :event_id AND {still_pending} AND {same_attempt} AND {still_held}"
         renewed = self.table.update(
             job_key(event.job_id),
             "SET next_attempt_at = :until",
-            condition=f"event_id = :event_id AND {still_pending} AND {same_attempt} AND {still_held}",
+            condition=condition,
             values={
                 ":until": lease_until,
                 ":event_id": event.id,
