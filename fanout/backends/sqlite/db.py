@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fanout.backends.sqlite.group import GroupWriter
+from fanout.backends.sqlite.group import GroupWriter, ProcessLock
 from fanout.errors import StoreUnavailable
 
 SCHEMA = """
@@ -192,7 +192,7 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._group = GroupWriter(self._connect)
+        self._group = GroupWriter(self._connect, ProcessLock(path.with_name(path.name + "-writer")))
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or not path.stat().st_size:
             _create(path)

@@ -11,23 +11,59 @@ commit failed), so `202 Accepted` still means on disk: a durable thread's work i
 
 A durable write arriving while a non-durable transaction is open commits that one first (the
 level cannot change inside a transaction); a non-durable write joins a durable transaction.
+
+Between processes (the server and its workers), the turn is an exclusive `flock` on a file
+beside the database, taken before `BEGIN IMMEDIATE` and given back after the commit: a process
+waiting for it sleeps in the kernel and wakes as soon as it is free, where SQLite's busy
+handler would poll with sleeps of up to 100 ms. SQLite's own locking stays the rule for anyone
+else writing the file; the flock only orders fanout's processes.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 # A transaction holding this many threads' work is committed even if more are waiting, so that
 # the first of them does not wait for an unbounded queue.
 MAX_MEMBERS = 64
 
 
+class ProcessLock:
+    """An exclusive `flock` on `path`, opened once per process (a forked child opens its own:
+    an inherited descriptor would share its parent's lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self) -> None:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd, self._pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
 class GroupWriter:
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], lock: ProcessLock | None = None
+    ) -> None:
         self._connect = connect
+        self._lock = lock
         self._conn: sqlite3.Connection | None = None
         self._turn = threading.Lock()
         self._state = threading.Condition()  # guards _waiting, _generation, _failures
@@ -94,7 +130,14 @@ class GroupWriter:
             return self._generation, False
         conn = self._connection()
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        conn.execute("BEGIN IMMEDIATE")
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
         self._open, self._durable, self._members = True, durable, 0
         return self._generation, True
 
@@ -145,6 +188,8 @@ class GroupWriter:
             self._generation += 1
             self._state.notify_all()
         self._open, self._members = False, 0
+        if self._lock is not None:
+            self._lock.release()
 
     def _outcome(self, generation: int) -> BaseException | None:
         """Wait for the commit of `generation`; how it failed, if it did."""
@@ -157,3 +202,5 @@ class GroupWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._lock is not None:
+            self._lock.close()

@@ -25,6 +25,23 @@ CHUNKS = "chunks"
 DEAD = "dead"
 
 
+def start_received(conn: sqlite3.Connection, job_id: str, start: int, end: int, now: float) -> None:
+    """Mark a delivered chunk running, and its job, in the transaction that delivers it: the
+    worker starts it at once, and `SqliteStore.start_chunk` then only reads (one write
+    transaction less per chunk). A chunk that is not released (done, split, dropped with its
+    ended job) or already running is left as it is."""
+    conn.execute(
+        "UPDATE chunks SET state = 'running'"
+        " WHERE job_id = ? AND start = ? AND \"end\" = ? AND state = 'released'",
+        (job_id, start, end),
+    )
+    conn.execute(
+        "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?),"
+        " updated_at = ? WHERE id = ? AND status IN ('queued', 'running')",
+        (now, now, job_id),
+    )
+
+
 def enqueue(conn: sqlite3.Connection, chunks: Sequence[ChunkRef]) -> None:
     """Put chunks in the queue inside the caller's transaction."""
     conn.executemany(
@@ -85,6 +102,8 @@ class SqliteChunkQueue:
                     " receipt = ?, owner = ? WHERE id = ?",
                     (now + visibility_timeout, receipt, owner, message_id),
                 )
+                if queue == CHUNKS:
+                    start_received(conn, job_id, start, end, now)
                 deliveries.append(Delivery(ChunkRef(JobId(job_id), start, end), receipt, count + 1))
         return deliveries
 

@@ -119,6 +119,7 @@ class _LiveChunk(NamedTuple):
     succeeded: int
     failed: int
     window: int
+    job_running: bool
 
 
 def _refs(job_id: JobId, rows: list[tuple[int, int]]) -> list[ChunkRef]:
@@ -312,7 +313,8 @@ class SqliteStore:
     def _live(self, conn: sqlite3.Connection, chunk: ChunkRef) -> _LiveChunk | None:
         """The chunk, if it is in flight and its job has not ended; None otherwise."""
         row = conn.execute(
-            "SELECT c.state, c.items, j.total, j.succeeded, j.failed, j.max_concurrency"
+            "SELECT c.state, c.items, j.total, j.succeeded, j.failed, j.max_concurrency,"
+            " j.status = 'running' AND j.started_at IS NOT NULL"
             " FROM chunks c JOIN jobs j ON j.id = c.job_id"
             ' WHERE c.job_id = ? AND c.start = ? AND c."end" = ? AND j.status IN (?, ?)',
             (chunk.job_id, chunk.start, chunk.end, *ACTIVE),
@@ -331,6 +333,11 @@ class SqliteStore:
         )
 
     def start_chunk(self, chunk: ChunkRef, now: float) -> bytes | None:
+        # The queue marks a chunk and its job running as it delivers the chunk, in the same
+        # transaction (queue.start_received): then starting it is a read.
+        live = self._live(self.db.connection(), chunk)
+        if live is not None and live.state == "running" and live.job_running:
+            return live.items
         with self.db.write() as conn:
             live = self._live(conn, chunk)
             if live is None:
