@@ -50,7 +50,7 @@ ALLOWED: dict[str, set[str]] = {
     | {"dynamodb:Query ${Table.Arn}/index/active", "dynamodb:Query ${Table.Arn}/index/due"}
     | {"sqs:SendMessage ChunkQueue.Arn", "sqs:SendMessage NotifyQueue.Arn"}
     | objects("PutObject", "inputs", "outputs", "uploads")
-    | objects("GetObject", "results", "uploads"),
+    | objects("GetObject", "results", "uploads", "inputs"),
     "ChunkWorkerFunction": logs("ChunkWorkerLogGroup")
     | sqs_source("ChunkQueue")
     | table("GetItem", "BatchGetItem", "PutItem", "UpdateItem")
@@ -77,11 +77,11 @@ ALLOWED: dict[str, set[str]] = {
     | objects("GetObject", "inputs")
     | objects("PutObject", "inputs", "results"),
     "ReconcilerFunction": logs("ReconcilerLogGroup")
-    | table("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem")
+    | table("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem")
     | {"dynamodb:Query ${Table.Arn}/index/active"}
     | {"sqs:SendMessage ChunkQueue.Arn", "sqs:SendMessage NotifyQueue.Arn"}
-    | objects("GetObject", "results")
-    | objects("PutObject", "outputs"),
+    | objects("GetObject", "results", "inputs")
+    | objects("PutObject", "outputs", "inputs"),
     "S3IngestFunction": logs("S3IngestLogGroup")
     | {"sqs:SendMessage IngestFailureQueue.Arn"}
     | table("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")

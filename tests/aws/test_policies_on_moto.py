@@ -1,10 +1,10 @@
 """Each function's role allows every request the function makes: the cost benchmark's pipeline
 (API, chunk worker, aggregator and finalize, notifier, and the event sources as Lambda runs
 them) on the emulator, then the other functions' work (listing, results, an upload, a cancel
-and a redrive through the API, a dead letter split, a reconciler sweep, an input file
-ingested), every request
-recorded with the function that made it and checked against the table of
-`tests/test_infra_policies.py`, resource by resource.
+and redrives through the API — of a cancelled job and of one with failed items —, a dead letter
+split, a reconciler sweep, an input file ingested), every request recorded with the function
+that made it and checked against the table of `tests/test_infra_policies.py`, resource by
+resource.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -20,7 +21,9 @@ import pytest
 from bench import cost_pipeline
 from bench.cost_meter import Meter, phase
 from bench.cost_pipeline import JobSpec, Pipeline
+from fanout import task
 from fanout.api.schemas import JobCreate
+from fanout.backends.aws.redrive import Redrive
 from fanout.backends.aws.table import chunk_key
 from fanout.models import ChunkRef, JobId, TenantId
 from fanout.workers import lambda_handlers
@@ -28,6 +31,16 @@ from tests.aws.lambda_events import s3_event
 from tests.test_infra_policies import ALLOWED
 
 TENANT = TenantId("default")
+ODD_FAILS = "tests_policies_odd_fails"
+
+
+@task(name=ODD_FAILS, max_attempts=1)
+def odd_fails(item: int) -> int:
+    if item % 2:
+        raise ValueError(f"{item} is odd")
+    return item
+
+
 # Who makes the requests of each phase of the pipeline: a function, or its event source (which
 # uses the function's role).
 FUNCTION_OF_PHASE = {
@@ -81,6 +94,21 @@ def the_other_functions(pipeline: Pipeline) -> None:
     with phase(cost_pipeline.API):
         service.cancel(TENANT, JobId(job.id))
         service.redrive(TENANT, JobId(job.id))  # the items the cancel left: read again
+        failing = JobCreate.model_validate({"task": ODD_FAILS, "items": [1, 2, 3, 4]})
+        partly, _ = service.submit(TENANT, failing.to_request())
+        cut_short, _ = service.submit(TENANT, failing.to_request())
+    for failed in (partly, cut_short):
+        pipeline.run_to_end(failed.id, time.monotonic() + 60)
+        assert service.get(TENANT, JobId(failed.id)).failed == 2
+    with phase(cost_pipeline.API):
+        # The failed items' inputs are read back from the job's input object.
+        service.redrive(TENANT, JobId(partly.id))
+        # A redrive whose API call died after its first step...
+        Redrive(service.backend.jobs).commit(JobId(cut_short.id), time.time())  # type: ignore[arg-type]
+    with phase("reconciler"):
+        # ...is finished by the reconciler's step for such a job.
+        service.backend.chunks.release_window(JobId(cut_short.id))
+    assert service.get(TENANT, JobId(cut_short.id)).status == "queued"
     bucket = pipeline.settings.bucket
     pipeline.setup.s3.put_object(Bucket=bucket, Key="jobs/echo/items.jsonl", Body=b"1\n2\n")
     event = s3_event(pipeline.setup.s3, str(bucket), "jobs/echo/items.jsonl")
