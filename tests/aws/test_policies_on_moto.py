@@ -24,6 +24,7 @@ from bench.cost_pipeline import JobSpec, Pipeline
 from fanout import task
 from fanout.api.schemas import JobCreate
 from fanout.backends.aws.redrive import Redrive
+from fanout.backends.aws.store import DynamoJobStore
 from fanout.backends.aws.table import chunk_key
 from fanout.models import ChunkRef, JobId, TenantId
 from fanout.workers import lambda_handlers
@@ -104,7 +105,9 @@ def the_other_functions(pipeline: Pipeline) -> None:
         # The failed items' inputs are read back from the job's input object.
         service.redrive(TENANT, JobId(partly.id))
         # A redrive whose API call died after its first step...
-        Redrive(service.backend.jobs).commit(JobId(cut_short.id), time.time())  # type: ignore[arg-type]
+        store = service.backend.jobs
+        assert isinstance(store, DynamoJobStore)
+        Redrive(store).commit(JobId(cut_short.id), time.time())
     with phase("reconciler"):
         # ...is finished by the reconciler's step for such a job.
         service.backend.chunks.release_window(JobId(cut_short.id))
