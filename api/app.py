@@ -90,7 +90,7 @@ def create_app(
     )
     problems.install(app)
     guard(app, settings, app.state.api_keys)
-    app.include_router(status.router)  # first: the route polled most
+    status.install(app)  # the route polled most, first
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(tasks.router)

@@ -28,6 +28,7 @@ from fanout.models import TenantId
 
 DEFAULT_TENANT = TenantId("default")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_KNOWN_HOSTS = 64
 # Requests that carry their own credential and limit: the PUT of an upload URL from
 # `POST /uploads` is signed (like S3's presigned URLs: no API key), and its file may be as large
 # as FANOUT_MAX_INPUT_BYTES, which the route enforces.
@@ -104,6 +105,9 @@ class Guard:
         self.body_types = BodyTypes(document)
         self.allowed_hosts = allowed_hosts
         self.trusted_origins = frozenset(trusted_origins)
+        # Host values already found loopback: every request names one, parsing it costs more
+        # than the route polled most (GET /jobs/{id}), and a client sends the same few.
+        self.loopback_hosts: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,7 +128,12 @@ class Guard:
 
     def _check_host(self, headers: Headers) -> None:
         host = headers.get("host")
-        if self.keys.open and host is not None and not is_loopback_host(host, self.allowed_hosts):
+        if not self.keys.open or host is None or host in self.loopback_hosts:
+            return
+        if is_loopback_host(host, self.allowed_hosts):
+            if len(self.loopback_hosts) < MAX_KNOWN_HOSTS:
+                self.loopback_hosts.add(host)
+        else:
             raise Problem(
                 421,
                 "Without API keys (FANOUT_API_KEYS) only loopback names (localhost, 127.0.0.1,"
