@@ -91,7 +91,9 @@ def test_a_stream_past_its_lifetime_closes_and_the_client_carries_on_where_it_le
     server = fanout.serve(env={"FANOUT_STREAM_MAX_SECONDS": "0.5"})
     job = gated_job(server, tmp_path)
     status, events = read_events(server, job["id"])  # closes after half a second, no end
-    assert status == 200 and [event.event for event in events] == ["progress"]
+    kinds = [event.event for event in events]
+    # queued -> running may fall inside the half second: one progress event or two, never an end.
+    assert status == 200 and kinds and set(kinds) == {"progress"}
     seen: list[str] = []
     with Client(server.url) as client:
         for update in client.watch(job["id"], timeout=60):
