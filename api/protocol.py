@@ -51,7 +51,7 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     # -- the head -------------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's own narrowing
         super().connection_made(transport)
         self._arm_head()
 

@@ -171,7 +171,7 @@ def test_on_lambda_the_chunk_worker_leaves_deleting_its_messages_to_the_event_so
     sqs = deployment.clients.sqs
     job, _ = deployment.service.submit(TENANT, request([1, 2, 3, 4], chunk_size=2))
     deletes: list[str] = []
-    deployment.service.backend.queue.client.meta.events.register(  # type: ignore[attr-defined]
+    deployment.service.backend.queue.client.meta.events.register(  # type: ignore[attr-defined]  # SqsChunkQueue's
         "before-call.sqs.*", lambda model, **_: deletes.append(model.name)
     )
     event = sqs_event(sqs, deployment.queue("chunk_queue"))
