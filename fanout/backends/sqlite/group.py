@@ -75,6 +75,7 @@ class GroupWriter:
         self._open = False
         self._durable = False
         self._members = 0
+        self._synchronous: bool | None = None  # the connection's level: FULL (True) or NORMAL
 
     @contextmanager
     def write(self, durable: bool) -> Iterator[sqlite3.Connection]:
@@ -118,7 +119,7 @@ class GroupWriter:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = self._connect()
+            self._conn, self._synchronous = self._connect(), None
         return self._conn
 
     def _join(self, durable: bool) -> tuple[int, bool]:
@@ -129,7 +130,9 @@ class GroupWriter:
         if self._open:
             return self._generation, False
         conn = self._connection()
-        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        if self._synchronous is not durable:  # a pragma costs as much as a small statement
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._synchronous = durable
         if self._lock is not None:
             self._lock.acquire()
         try:

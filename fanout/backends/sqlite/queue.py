@@ -23,6 +23,11 @@ from fanout.models import ChunkRef, Delivery, JobId
 
 CHUNKS = "chunks"
 DEAD = "dead"
+# The oldest visible messages of a queue, read along the `messages_fifo` index (db.SCHEMA).
+VISIBLE = (
+    'SELECT id, job_id, start, "end", receive_count FROM messages'
+    " WHERE queue = ? AND visible_at <= ? ORDER BY id LIMIT ?"
+)
 
 
 def start_received(conn: sqlite3.Connection, job_id: str, start: int, end: int, now: float) -> None:
@@ -77,17 +82,13 @@ class SqliteChunkQueue:
         self, queue: str, max_messages: int, visibility_timeout: float, owner: str
     ) -> list[Delivery]:
         now = time.time()
-        visible = (
-            'SELECT id, job_id, start, "end", receive_count FROM messages'
-            " WHERE queue = ? AND visible_at <= ? ORDER BY id LIMIT ?"
-        )
         # Look before taking the write lock: an idle poll must not queue behind writers.
-        if not self.db.connection().execute(visible, (queue, now, 1)).fetchone():
+        if not self.db.connection().execute(VISIBLE, (queue, now, 1)).fetchone():
             return []
         deliveries = []
         with self.db.write() as conn:
             for message_id, job_id, start, end, count in conn.execute(
-                visible, (queue, now, max_messages)
+                VISIBLE, (queue, now, max_messages)
             ).fetchall():
                 if queue == CHUNKS and count >= self.max_receive_count:
                     conn.execute(
