@@ -8,6 +8,10 @@ solving of parameters and dependencies on every request cost more than the read 
 It is still an APIRoute, documented from the endpoint's signature, with the app's exception
 handlers around it; it calls the same `get_tenant` as every other route, so authentication and
 tenant isolation are theirs.
+
+A poll mostly finds the job as it was: the SQLite store hands back the same (immutable) `Job`
+while its file has not changed (`fanout.backends.sqlite.recent`), and its body is then the bytes
+rendered last time (`Bodies`), not rendered again.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from pydantic_core import to_json
 
 from fanout.api.deps import get_tenant
 from fanout.api.schemas import JobPublic
-from fanout.models import JobId
+from fanout.models import Job, JobId
 from fanout.service import Fanout
 from fanout.views import public_job
+
+JSON = "application/json"
 
 
 class DirectRoute(APIRoute):
@@ -41,8 +47,29 @@ class DirectRoute(APIRoute):
         return handler
 
 
+class Bodies:
+    """The body last rendered for each job, by the `Job` it was rendered from: a Job is
+    immutable, so the same object renders to the same bytes. Bounded; a store that reads a new
+    object each time (AWS) just renders each time."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self.last: dict[str, tuple[Job, bytes]] = {}
+
+    def of(self, job: Job) -> bytes:
+        found = self.last.get(job.id)
+        if found is not None and found[0] is job:
+            return found[1]
+        body = to_json(public_job(job), inf_nan_mode="null")
+        if len(self.last) >= self.limit:
+            self.last.clear()
+        self.last[job.id] = (job, body)
+        return body
+
+
 def install(app: FastAPI) -> None:
     """Add `GET /jobs/{job_id}` to `app`, ahead of every other route."""
+    app.state.job_bodies = Bodies()
     app.router.add_api_route(
         "/jobs/{job_id}",
         get_job,
@@ -56,6 +83,7 @@ def install(app: FastAPI) -> None:
 
 async def get_job(job_id: str, request: Request) -> Response:
     tenant = await get_tenant(request)
-    service: Fanout = request.app.state.service
-    view = to_json(public_job(service.get(tenant, JobId(job_id))), inf_nan_mode="null")
-    return Response(view, media_type="application/json")
+    state = request.app.state
+    service: Fanout = state.service
+    bodies: Bodies = state.job_bodies
+    return Response(bodies.of(service.get(tenant, JobId(job_id))), media_type=JSON)

@@ -20,6 +20,7 @@ from pydantic_core import from_json, to_json
 
 from fanout.backends.sqlite.db import Database
 from fanout.backends.sqlite.queue import enqueue
+from fanout.backends.sqlite.recent import RecentReads
 from fanout.backends.sqlite.redrive import redrive
 from fanout.errors import IdempotencyConflict, IdempotencyMismatch, JobExists, StoreUnavailable
 from fanout.models import (
@@ -131,6 +132,7 @@ class SqliteStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._jobs: RecentReads[Job | None] = RecentReads(db)
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -173,14 +175,20 @@ class SqliteStore:
         return released
 
     def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:
+        """The job as last read on this thread while the file has not changed since (polled
+        jobs mostly have not: `recent.RecentReads`); a Job is immutable, so it can be shared."""
+        job = self._jobs.get(job_id, lambda: self._read_job(job_id))
+        if job is None or (tenant is not None and job.tenant != tenant):
+            return None
+        return job
+
+    def _read_job(self, job_id: JobId) -> Job | None:
         row = (
             self.db.connection()
             .execute(f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (job_id,))
             .fetchone()
         )
-        if row is None or (tenant is not None and row[1] != tenant):
-            return None
-        return _job(row)
+        return None if row is None else _job(row)
 
     def list_jobs(
         self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int

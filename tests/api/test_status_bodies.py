@@ -1,0 +1,39 @@
+"""`GET /jobs/{id}` renders a job's body once per `Job` object (`fanout.api.routes.status.Bodies`):
+the same immutable job gives the same bytes; a job that moved is rendered again."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import httpx
+import pytest
+from pydantic_core import from_json
+
+from fanout.api.routes.status import Bodies
+from fanout.models import JobStatus, TenantId
+from fanout.service import Fanout, JobRequest
+from tests.api.conftest import submit
+
+TENANT = TenantId("default")
+
+
+def test_the_same_job_gives_the_same_body_and_a_changed_one_a_new_body(service: Fanout) -> None:
+    job, _ = service.submit(TENANT, JobRequest(task="echo", items=[1, 2], params={}))
+    bodies = Bodies(limit=1)
+
+    first = bodies.of(job)
+    moved = dataclasses.replace(job, status=JobStatus.CANCELLED)
+
+    assert bodies.of(job) is first
+    assert from_json(bodies.of(moved))["status"] == "cancelled"
+    assert from_json(bodies.of(job))["status"] == "queued"  # one kept: rendered again
+
+
+@pytest.mark.anyio
+async def test_a_polled_job_shows_its_change_at_the_next_poll(client: httpx.AsyncClient) -> None:
+    job = await submit(client, {"task": "echo", "items": [1, 2, 3]})
+    assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "queued"
+
+    assert (await client.post(f"/jobs/{job['id']}/cancel")).status_code == 200
+
+    assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "cancelled"
