@@ -158,7 +158,30 @@ def test_the_load_benchmark_runs_its_client_mix_on_fanout_and_celery_for_a_tiny_
     for result in results:
         assert result["accepted"] > 0 and result["completed"] == result["accepted"]
         assert result["cores"]["load generator"] > 0
+        assert result["server_cpu_ms_per_job"] > 0
     assert "p99 POST to webhook" in " ".join(done.stderr.decode().split())
+
+
+def test_the_scaling_benchmark_times_one_worker_and_two_beside_the_pool_for_a_tiny_run() -> None:
+    command = ["scaling", "--cpu-items", "20", "--noop-items", "200", "--repeat", "1", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *command],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    cells = json.loads(done.stdout)["results"]
+    assert sorted((c["system"], c["workers"], c["workload"]) for c in cells) == sorted(
+        (system, workers, workload)
+        for system in ("fanout", "multiprocessing")
+        for workers in (1, 2)
+        for workload in ("CPU ~1 ms", "no-op")
+    )
+    assert all(len(c["seconds"]) == len(c["cpu"]) == 1 for c in cells)
+    assert all(c["median_cpu_seconds"] > 0 for c in cells if c["system"] == "fanout")
+    assert "judged by CPU" in " ".join(done.stderr.decode().split())
 
 
 class RecordingFanout(FanoutSystem):

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace, progress: Console) -> LoadResult:
         result.accepted, result.submit = len(figures["sent"]), figures["posts"]
         result.polls, result.errors = figures["gets"], figures["errors"]
         drain(result, lambda: int(markers.hlen(ARRIVALS)), ended)
+        result.server_cpu = cpu_seconds(cluster.root_pids()) - before
         found = markers.hgetall(ARRIVALS).items()
         arrivals = {k.decode() if isinstance(k, bytes) else k: float(v) for k, v in found}
     finally:
