@@ -1,0 +1,95 @@
+"""Changing a job while it runs (cancel, redrive, its window's size), and admission: the
+backlog that backpressure and readiness read."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from fanout.crashpoints import crash_point
+from fanout.errors import JobFinished, Overloaded
+from fanout.models import Backlog, Job, JobId, JobStatus, TenantId
+from fanout.service.base import log
+from fanout.service.finishing import Finishing
+
+BACKLOG_TTL = 1.0  # seconds a backlog count is reused: it is asked on every POST
+
+
+class Controlling(Finishing):
+    """A client's changes to its job (a cancel finishes it: `Finishing`) and the service's
+    admission of new work."""
+
+    def cancel(self, tenant: TenantId, job_id: JobId) -> Job:
+        """Stop a job: chunks not yet started never run, and its items without an outcome count
+        as cancelled. Raises JobFinished if it had already ended."""
+        job = self.get(tenant, job_id)
+        if job.status.terminal:
+            raise JobFinished(job_id)
+        if not self._complete(job, JobStatus.CANCELLED, None, "cancelled by the client"):
+            raise JobFinished(job_id)
+        return self.get(tenant, job_id)
+
+    def redrive(self, tenant: TenantId, job_id: JobId) -> Job:
+        """Run an ended job's failed items again and, if it was cancelled or timed out, the
+        items that never ran, as Step Functions' RedriveExecution does for a Map Run: the same
+        job, its attempts afresh, its results still in input order, and one new completion
+        event (a new webhook id) when it ends again. Raises JobNotFinished while it runs,
+        NothingToRedrive when every item succeeded."""
+        self.get(tenant, job_id)  # another tenant's job is not found
+        released = self.backend.jobs.redrive(job_id, time.time())
+        crash_point("redrive.stored")
+        self._send(released)
+        job = self.get(tenant, job_id)
+        log.info("job %s redriven (%d)", job_id, job.redrive_count)
+        return job
+
+    def set_max_concurrency(self, tenant: TenantId, job_id: JobId, value: int) -> Job:
+        job = self.get(tenant, job_id)
+        if job.status.terminal:
+            raise JobFinished(job_id)
+        self._send(self.backend.jobs.set_max_concurrency(job_id, value))
+        return self.get(tenant, job_id)
+
+    def backlog(self) -> Backlog:
+        """Chunks not yet started and webhooks not yet delivered, counted at most once a second
+        (cheap enough to ask on every request)."""
+        now = time.monotonic()
+        if self._backlog is None or self._backlog[0] < now - BACKLOG_TTL:
+            counted = Backlog(
+                self.backend.jobs.unstarted_chunks(), self.backend.outbox.undelivered()
+            )
+            self._backlog = (now, counted)
+        return self._backlog[1]
+
+    def _stored_chunks(self, count: int) -> None:
+        """Add a job's chunks to the cached backlog: between two counts, a burst of POSTs would
+        otherwise all be admitted against the first count (a second's worth past the bound)."""
+        with self._backlog_lock:
+            if self._backlog is not None:
+                at, backlog = self._backlog
+                more = dataclasses.replace(
+                    backlog, unstarted_chunks=backlog.unstarted_chunks + count
+                )
+                self._backlog = (at, more)
+
+    def admit(self) -> None:
+        """Backpressure: raises Overloaded while the unstarted chunks or the undelivered
+        webhooks are at their bound (FANOUT_MAX_UNSTARTED_CHUNKS, _UNDELIVERED_WEBHOOKS), rather
+        than accept work that cannot start. Reads `backlog()` (counted at most a second ago,
+        plus the chunks this process stored since)."""
+        backlog, settings = self.backlog(), self.settings
+        wait = settings.backpressure_retry_after
+        if backlog.unstarted_chunks >= settings.max_unstarted_chunks:
+            raise Overloaded(
+                "chunks", backlog.unstarted_chunks, settings.max_unstarted_chunks, wait
+            )
+        if backlog.undelivered_webhooks >= settings.max_undelivered_webhooks:
+            bound = settings.max_undelivered_webhooks
+            raise Overloaded("webhooks", backlog.undelivered_webhooks, bound, wait)
+
+    def ready(self) -> Backlog:
+        """Write to the store and read it back (raises StoreUnavailable when it cannot write),
+        then the backlog, counted afresh."""
+        self.backend.jobs.probe(time.time())
+        self._backlog = None
+        return self.backlog()
