@@ -15,8 +15,9 @@ MAX_LISTED_ERRORS = 50
 
 
 # Request bodies are strict (no "5" or true where an integer goes, no false for a percentage) and
-# refuse NaN and Infinity in float fields: only RFC 8259 JSON, taken as written.
-STRICT = ConfigDict(extra="forbid", strict=True)
+# refuse NaN and Infinity in float fields: only RFC 8259 JSON, taken as written. Validators are
+# built on first use (`defer_build`): a cold start that serves a poll never needs them.
+STRICT = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class WebhookCreate(BaseModel):

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel as _Base
+from pydantic import ConfigDict, Field
 
 from fanout.models import JobStatus
+
+
+class BaseModel(_Base):
+    # Built on first use (pydantic's `defer_build`): the server returns these bodies as bytes it
+    # renders itself, so they are needed for the OpenAPI document and the client's parsing
+    # only, not on every cold start of the API on Lambda (bench/README.md, `coldstart`).
+    model_config = ConfigDict(defer_build=True)
 
 
 class Counts(BaseModel):

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = """
 import json, sys
 import {module}
-print(json.dumps(sorted({{name.partition(".")[0] for name in sys.modules}})))
+print(json.dumps(sorted(sys.modules)))
 """
 # boto3 is imported with the first AWS client, on the first event; httpx (with its command-line
 # client: click, rich, pygments) when a webhook is sent; sse-starlette (and uvicorn) when an
@@ -25,6 +25,11 @@ WEB = {"fastapi", "starlette", "mangum", "sse_starlette", "uvicorn", "anyio"}
 
 
 def loaded(module: str) -> set[str]:
+    """The top-level packages importing `module` loads."""
+    return {name.partition(".")[0] for name in modules(module)}
+
+
+def modules(module: str) -> set[str]:
     env = {**LAMBDA_ENV, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", PROGRAM.format(module=module)],
@@ -47,3 +52,7 @@ def test_the_api_handler_builds_its_app_without_importing_the_aws_sdk_or_a_serve
 
     assert {"fastapi", "mangum"} <= found
     assert found & (LATER | {"sse_starlette", "uvicorn"}) == set()
+
+
+def test_the_queue_side_handlers_leave_the_input_file_reader_to_s3_ingest() -> None:
+    assert "fanout.workers.input_files" not in modules("fanout.workers.lambda_handlers")

@@ -7,9 +7,10 @@ SQS sources use partial batch responses (`ReportBatchItemFailures`): a failed re
 alone after its visibility timeout, and the ones that succeeded are not run again.
 
 Cold start: this module imports no web framework and no HTTP client (the notifier's is imported
-when a notifier runs), and reads SQS records as the plain dicts Lambda delivers. Powertools'
-batch utility would do the same in a few lines more, but importing it imports every parser
-model of Powertools (some 100 ms) whenever pydantic is loaded, as here it always is.
+when a notifier runs), nor the input-file reader (when S3 ingest runs), and reads SQS records as
+the plain dicts Lambda delivers. Powertools' batch utility would do the same in a few lines more,
+but importing it imports every parser model of Powertools (some 100 ms) whenever pydantic is
+loaded, as here it always is.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from fanout.readers import TooLarge
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
-from fanout.workers import input_files
 
 if TYPE_CHECKING:
     import httpx
@@ -137,6 +137,10 @@ def handle_input_files(fanout: Fanout, event: Event, s3: Any) -> list[str]:
     """Create a job from each new input file (the convention: `workers.input_files`).
     A file that can never become a job is logged and skipped: S3 would only retry it in vain.
     Returns the ids of the jobs created."""
+    # Imported here: only this handler reads input files, and their job schema (pydantic models
+    # built at import) is the largest part of it; the chunk worker's cold start skips it.
+    from fanout.workers import input_files
+
     created = []
     for file in input_files.input_files(event):
         found = s3.get_object(Bucket=file.bucket, Key=file.key)
