@@ -11,13 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fanout.backends.aws.store import (
-    ACTIVE_VALUES,
-    IS_ACTIVE,
-    STATUS,
-    DynamoJobStore,
-    add_requests,
-)
+from fanout.backends.aws.job_items import ACTIVE_VALUES, IS_ACTIVE, STATUS, add_requests
+from fanout.backends.aws.store import DynamoJobStore
 from fanout.backends.aws.table import Table, chunk_of, decode_item, job_key
 from fanout.models import ChunkRef, Counted, RecordOutcome
 

@@ -6,7 +6,7 @@ job); the sparse `due` index holds the events still pending, by `next_attempt_at
 
 from __future__ import annotations
 
-from fanout.backends.aws.store import event_from_item
+from fanout.backends.aws.job_items import event_from_item
 from fanout.backends.aws.table import Item, Table, job_key
 from fanout.errors import IdempotencyConflict, IdempotencyMismatch
 from fanout.models import DeliveryStatus, EventId, JobId, KeyClaim, TenantId, WebhookEvent

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from pydantic_core import from_json, to_json
 
+from fanout.backends.aws.job_items import PLAN_PAGE
 from fanout.backends.aws.table import Item, Table, chunk_sk, job_key, result_sk
 from fanout.errors import JobNotFinished, JobNotFound, NothingToRedrive
 from fanout.models import JobId, JobStatus
@@ -168,8 +169,6 @@ class Redrive:
         return carried
 
     def _plan(self, job_id: JobId, generation: int, to_run: list[Item]) -> None:
-        from fanout.backends.aws.store import PLAN_PAGE
-
         bounds = [c["start"] for c in to_run]
         ends = [c["end"] for c in to_run]
         for page, first in enumerate(range(0, max(len(to_run), 1), PLAN_PAGE)):
