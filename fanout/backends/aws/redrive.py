@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from pydantic_core import from_json, to_json
 
 from fanout.backends.aws.job_items import PLAN_PAGE
-from fanout.backends.aws.table import Item, Table, chunk_sk, job_key, result_sk
+from fanout.backends.aws.table import Item, Table, chunk_sk, job_key, plan_sk, result_sk
 from fanout.errors import JobNotFinished, JobNotFound, NothingToRedrive
 from fanout.models import JobId, JobStatus
 
@@ -48,10 +48,6 @@ EVENT_FIELDS = (
     "event_id, event_url, event_secret, event_payload, event_status, event_attempts,"
     " event_history, next_attempt_at, due"
 )
-
-
-def plan_sk(generation: int, page: int) -> str:
-    return f"PLAN#{page:06d}" if generation == 0 else f"PLAN#R{generation:04d}#{page:06d}"
 
 
 def runs(lines: list[bytes]) -> Iterator[tuple[bool, int, int]]:

@@ -41,6 +41,11 @@ def plan_key(job_id: str, page: int) -> Item:
     return {"pk": f"JOB#{job_id}", "sk": f"PLAN#{page:06d}"}
 
 
+# A plan page's key in generation `generation` (0: the original chunks; then each redrive's).
+def plan_sk(generation: int, page: int) -> str:
+    return f"PLAN#{page:06d}" if generation == 0 else f"PLAN#R{generation:04d}#{page:06d}"
+
+
 def chunk_sk(start: int, end: int) -> str:
     return f"CHUNK#{start:010d}#{end:010d}"
 

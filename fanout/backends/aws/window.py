@@ -9,8 +9,7 @@ import time
 
 from fanout.backends.aws.chunk_items import DynamoChunkItems
 from fanout.backends.aws.job_items import ACTIVE_VALUES, IS_ACTIVE, PLAN_PAGE, STATUS
-from fanout.backends.aws.redrive import plan_sk
-from fanout.backends.aws.table import Item, job_key
+from fanout.backends.aws.table import Item, job_key, plan_sk
 from fanout.errors import BackendError
 from fanout.models import ChunkRef, JobId, JobStatus
 
