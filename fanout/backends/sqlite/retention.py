@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 
 from fanout.backends.sqlite.db import Database
-from fanout.backends.sqlite.store import IDEMPOTENCY_TTL
+from fanout.backends.sqlite.idempotency import IDEMPOTENCY_TTL
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 # The tables holding a job's rows besides `jobs`, each indexed by its job id.
