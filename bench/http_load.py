@@ -135,9 +135,39 @@ def missing() -> list[str]:
     return [] if shutil.which("wrk") else ["wrk"]
 
 
-def measure(fanout: FanoutSystem, seconds: float, rounds: int) -> dict[str, Any]:
+FANOUT, BARE = "GET /jobs/{id}", "bare FastAPI route"
+BUSY = "GET /jobs/{id}, a job running"
+# The job run beside the busy rounds: chunks of one 5 ms item, so the workers commit a result
+# (and the polled job's cached read is dropped) some hundred times a second; enough items to
+# outlast the round, cancelled after it.
+BUSY_ITEM_SECONDS = 0.005
+BUSY_ITEMS_PER_SECOND = 500
+
+
+def _start_busy(client: httpx.Client, seconds: float) -> str:
+    items = [BUSY_ITEM_SECONDS] * int(BUSY_ITEMS_PER_SECOND * (seconds + 5))
+    job = client.post("/jobs", json={"task": "sleep", "items": items, "chunk_size": 1})
+    if job.status_code != 202:
+        raise BenchError(f"POST /jobs answered {job.status_code}: {job.text[:300]}")
+    return str(job.json()["id"])
+
+
+def _busy_round(fanout: FanoutSystem, url: str, seconds: float) -> Load:
+    """wrk on `url` while another job runs on the workers, committing as it goes."""
+    assert fanout.client is not None
+    busy = _start_busy(fanout.client, seconds)
+    try:
+        return wrk(url, seconds, fanout.api_pid)
+    finally:
+        fanout.client.post(f"/jobs/{busy}/cancel")
+
+
+def measure(
+    fanout: FanoutSystem, seconds: float, rounds: int, busy: bool = False
+) -> dict[str, Any]:
     """Submits one small job to the (started) fanout server, then alternates wrk rounds against
-    its `GET /jobs/{id}` and the bare route. Reports the round of median requests/s."""
+    its `GET /jobs/{id}` and the bare route (and, with `busy`, the same poll while another job
+    runs). Reports the round of median requests/s."""
     assert fanout.client is not None and fanout.receiver is not None
     job = fanout.client.post("/jobs", json={"task": "echo", "items": list(range(10))})
     if job.status_code != 202:
@@ -146,10 +176,13 @@ def measure(fanout: FanoutSystem, seconds: float, rounds: int) -> dict[str, Any]
     bare = BareServer()
     bare.start()
     try:
-        loads: dict[str, list[Load]] = {"GET /jobs/{id}": [], "bare FastAPI route": []}
+        names = (FANOUT, BARE, BUSY) if busy else (FANOUT, BARE)
+        loads: dict[str, list[Load]] = {name: [] for name in names}
         for _ in range(rounds):
-            loads["bare FastAPI route"].append(wrk(bare.url, seconds, bare.pid))
-            loads["GET /jobs/{id}"].append(wrk(job_url, seconds, fanout.api_pid))
+            loads[BARE].append(wrk(bare.url, seconds, bare.pid))
+            loads[FANOUT].append(wrk(job_url, seconds, fanout.api_pid))
+            if busy:
+                loads[BUSY].append(_busy_round(fanout, job_url, seconds))
     finally:
         bare.stop()
     report: dict[str, Any] = {"load_generator": LOAD_GENERATOR, "seconds": seconds}

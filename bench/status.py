@@ -2,7 +2,8 @@
 the same load in the same run (`bench/http_load.py`: wrk, 50 connections, rounds alternating).
 
 Prints requests/s, p50 and p99 of the median round, the server process's CPU per request, and the
-ratio of fanout's requests/s to the bare route's (target: at least 70 %).
+ratio of fanout's requests/s to the bare route's (target: at least 70 %). With `--busy`, also the
+same poll while another job runs on the workers (the store changing all the while), for context.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bench.system import BenchError
 from bench.throughput import _interrupt
 
 TARGET_RATIO = 0.70
-FANOUT, BARE = "GET /jobs/{id}", "bare FastAPI route"
+FANOUT, BARE, BUSY = http_load.FANOUT, http_load.BARE, http_load.BUSY
 
 
 def table(report: dict[str, Any]) -> Table:
@@ -30,7 +31,9 @@ def table(report: dict[str, Any]) -> Table:
     for column in ("route", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "req/s vs bare"):
         out.add_column(column, justify="left" if column == "route" else "right")
     bare = report[BARE]["requests_per_second"]
-    for name in (FANOUT, BARE):
+    for name in (FANOUT, BUSY, BARE):
+        if name not in report:
+            continue
         load = report[name]
         out.add_row(
             name,
@@ -53,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per wrk round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per route (default 3)")
     parser.add_argument("--workers", type=int, default=None, help="fanout worker processes")
+    parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="also poll while another job runs (its commits keep the store changing)",
+    )
     parser.add_argument("--json", action="store_true", help="write the figures as JSON to stdout")
 
 
@@ -65,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     fanout = FanoutSystem(args.workers)
     try:
         fanout.start()
-        report = http_load.measure(fanout, args.seconds, args.rounds)
+        report = http_load.measure(fanout, args.seconds, args.rounds, args.busy)
     except BenchError as error:
         progress.print(f"[red]benchmark failed:[/] {error}")
         return 1

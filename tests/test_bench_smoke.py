@@ -91,7 +91,7 @@ def test_the_throughput_benchmark_streams_ndjson_beside_the_floor_for_a_tiny_run
     bool(http_load.missing()) and not os.environ.get("CI"), reason="wrk not installed"
 )
 def test_the_status_benchmark_prints_both_routes_and_their_ratio() -> None:
-    command = ["status", "--seconds", "1", "--rounds", "1", "--workers", "1", "--json"]
+    command = ["status", "--seconds", "1", "--rounds", "1", "--workers", "1", "--busy", "--json"]
     done = subprocess.run(
         [sys.executable, "-m", "bench", *command],
         cwd=ROOT,
@@ -101,7 +101,7 @@ def test_the_status_benchmark_prints_both_routes_and_their_ratio() -> None:
     )
     assert done.returncode == 0, done.stderr.decode()
     report = json.loads(done.stdout)
-    for route in ("GET /jobs/{id}", "bare FastAPI route"):
+    for route in ("GET /jobs/{id}", "GET /jobs/{id}, a job running", "bare FastAPI route"):
         assert report[route]["requests_per_second"] > 0
         assert report[route]["cpu_us_per_request"] > 0
     assert report["ratio"] > 0
