@@ -464,15 +464,19 @@ def test_an_attempt_whose_claim_ran_out_while_it_waited_is_not_sent(
     """Two deliverers (two processes on one data dir): the first claims the event, then its
     attempt waits (for its destination's slot) past the claim's lease; the second claims it.
     The first must not send it too."""
+    # The first deliverer's short timeout makes its lease short (3 x timeout + 5 s); the
+    # second, on the same data dir, has the usual timeout, so its send does not race a 10 ms
+    # deadline on a loaded machine.
     service = build(settings.model_copy(update={"webhook_timeout": 0.01}))
+    other = build(settings)
     job, _ = finished_job(service, receiver.url)
     [first] = service.due_events()
     wait_until(lambda: time.time() > first.next_attempt_at + 1.5, 10.0, "the claim to run out")
-    [second] = service.due_events()
+    [second] = other.due_events()
 
     assert deliver_now(service, [first]) == [None]
     assert receiver.count() == 0
-    assert deliver(service, second).delivered
+    assert deliver(other, second).delivered
     assert [r.headers["webhook-id"] for r in receiver.received] == [f"evt_{job.id}"]
 
 
