@@ -33,6 +33,14 @@ def store_of(service: Fanout) -> SqliteStore:
     return store
 
 
+def test_a_job_with_large_params_is_read_afresh_each_time(service: Fanout) -> None:
+    params = {"blob": "x" * 20_000}
+    job, _ = service.submit(TENANT, JobRequest(task="echo", items=[1], params=params))
+
+    assert service.get(TENANT, job.id) is not service.get(TENANT, job.id)
+    assert service.get(TENANT, job.id).params == params
+
+
 def test_a_job_read_again_while_nothing_changed_is_the_object_read_before(
     service: Fanout,
 ) -> None:
@@ -87,9 +95,9 @@ def test_the_reads_kept_are_bounded_and_a_new_connection_reads_afresh(service: F
     recent: RecentReads[str] = RecentReads(db, limit=2)
 
     def read(key: str) -> None:
-        def fresh() -> str:
+        def fresh() -> tuple[str, bool]:
             reads.append(key)
-            return key
+            return key, True
 
         recent.get(key, fresh)
 

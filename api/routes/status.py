@@ -49,11 +49,13 @@ class DirectRoute(APIRoute):
 
 class Bodies:
     """The body last rendered for each job, by the `Job` it was rendered from: a Job is
-    immutable, so the same object renders to the same bytes. Bounded; a store that reads a new
-    object each time (AWS) just renders each time."""
+    immutable, so the same object renders to the same bytes. Bounded in count and size (a job
+    with large params is rendered each time); a store that reads a new object each time (AWS)
+    just renders each time."""
 
-    def __init__(self, limit: int = 1024) -> None:
+    def __init__(self, limit: int = 256, largest: int = 16 * 1024) -> None:
         self.limit = limit
+        self.largest = largest
         self.last: dict[str, tuple[Job, bytes]] = {}
 
     def of(self, job: Job) -> bytes:
@@ -61,6 +63,8 @@ class Bodies:
         if found is not None and found[0] is job:
             return found[1]
         body = to_json(public_job(job), inf_nan_mode="null")
+        if len(body) > self.largest:
+            return body
         if len(self.last) >= self.limit:
             self.last.clear()
         self.last[job.id] = (job, body)

@@ -29,6 +29,15 @@ def test_the_same_job_gives_the_same_body_and_a_changed_one_a_new_body(service: 
     assert from_json(bodies.of(job))["status"] == "queued"  # one kept: rendered again
 
 
+def test_a_large_body_is_rendered_each_time(service: Fanout) -> None:
+    params = {"blob": "x" * 100}
+    job, _ = service.submit(TENANT, JobRequest(task="echo", items=[1], params=params))
+    bodies = Bodies(largest=50)
+
+    assert bodies.of(job) is not bodies.of(job)
+    assert from_json(bodies.of(job))["params"] == params
+
+
 @pytest.mark.anyio
 async def test_a_polled_job_shows_its_change_at_the_next_poll(client: httpx.AsyncClient) -> None:
     job = await submit(client, {"task": "echo", "items": [1, 2, 3]})

@@ -29,6 +29,9 @@ from fanout.models import (
     WebhookEvent,
 )
 
+# A job read is kept for the next poll (`recent.RecentReads`) only up to this many bytes in its
+# client-sized columns: every thread that reads keeps its own.
+KEEP_BYTES = 16 * 1024
 MIN_FREE_BYTES = 1 << 20  # below this the store is not ready: a job's chunks would not fit
 
 
@@ -90,13 +93,19 @@ class SqliteJobStore(SqliteWindow):
             return None
         return job
 
-    def _read_job(self, job_id: JobId) -> Job | None:
+    def _read_job(self, job_id: JobId) -> tuple[Job | None, bool]:
+        """The job, and whether it is small enough to keep for the next poll (its params, reduced
+        value, error, webhook payload and history are the columns that grow with the client's
+        input)."""
         row = (
             self.db.connection()
             .execute(f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?", (job_id,))
             .fetchone()
         )
-        return None if row is None else job_from_row(row)
+        if row is None:
+            return None, True
+        sized = (row[4], row[14], row[15], row[20], row[24])
+        return job_from_row(row), sum(len(part) for part in sized if part is not None) <= KEEP_BYTES
 
     def list_jobs(
         self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int

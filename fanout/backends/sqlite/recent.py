@@ -23,7 +23,9 @@ from typing import Generic, TypeVar
 from fanout.backends.sqlite.db import Database
 
 V = TypeVar("V")
-LIMIT = 1024  # values kept per thread: a few polled jobs, bounded whatever the callers ask
+# Values kept per thread (the event loop's, and each threadpool thread that reads): the jobs
+# being polled. Bounded in count here and in size by the caller, whatever the callers ask.
+LIMIT = 128
 
 
 class _Seen(Generic[V]):
@@ -39,9 +41,10 @@ class RecentReads(Generic[V]):
         self.limit = limit
         self._local = threading.local()
 
-    def get(self, key: Hashable, read: Callable[[], V]) -> V:
-        """`read()` (which reads through this thread's connection), or what it gave last time
-        for `key` if nothing has changed the file since."""
+    def get(self, key: Hashable, read: Callable[[], tuple[V, bool]]) -> V:
+        """`read()`'s value (it reads through this thread's connection), or what it gave last
+        time for `key` if nothing has changed the file since. `read` also says whether its value
+        is worth keeping (a large one is not: it would hold memory in every thread)."""
         conn = self.db.connection()
         version = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
         seen: _Seen[V] | None = getattr(self._local, "seen", None)
@@ -49,8 +52,9 @@ class RecentReads(Generic[V]):
             seen = self._local.seen = _Seen(conn, version)
         if key in seen.values:
             return seen.values[key]
-        value = read()
-        if len(seen.values) >= self.limit:
-            seen.values.clear()
-        seen.values[key] = value
+        value, keep = read()
+        if keep:
+            if len(seen.values) >= self.limit:
+                seen.values.clear()
+            seen.values[key] = value
         return value
