@@ -24,15 +24,20 @@ from bench.throughput import measure
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_throughput_benchmark_prints_its_figures_for_a_tiny_run() -> None:
-    command = ["throughput", "--sizes", "200", "--repeat", "1", "--workers", "1", "--json"]
-    done = subprocess.run(
+def run_bench(command: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    """`python -m bench <command>` from the repository, its output captured."""
+    return subprocess.run(
         [sys.executable, "-m", "bench", *command],
         cwd=ROOT,
         capture_output=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_the_throughput_benchmark_prints_its_figures_for_a_tiny_run() -> None:
+    command = ["throughput", "--sizes", "200", "--repeat", "1", "--workers", "1", "--json"]
+    done = run_bench(command, timeout=180)
     assert done.returncode == 0, done.stderr.decode()
     report = json.loads(done.stdout)
     [result] = report["results"]
@@ -47,13 +52,7 @@ def test_the_throughput_benchmark_prints_its_figures_for_a_tiny_run() -> None:
 
 def test_the_export_benchmark_reads_a_tiny_job_both_ways() -> None:
     command = ["export", "--sizes", "300", "--repeat", "1", "--workers", "1", "--json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *command],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=180,
-        check=False,
-    )
+    done = run_bench(command, timeout=180)
     assert done.returncode == 0, done.stderr.decode()
     report = json.loads(done.stdout)
     assert {(r["way"], r["items"]) for r in report["results"]} == {("jsonl", 300), ("pages", 300)}
@@ -66,13 +65,7 @@ def test_the_throughput_benchmark_streams_ndjson_beside_the_floor_for_a_tiny_run
     the multiprocessing floor in the same run, and how time grows with N."""
     command = ["throughput", "--sizes", "100,1000", "--repeat", "1", "--workers", "1"]
     command += ["--body", "ndjson", "--floor", "--json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *command],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=180,
-        check=False,
-    )
+    done = run_bench(command, timeout=180)
     assert done.returncode == 0, done.stderr.decode()
     report = json.loads(done.stdout)
     assert report["body"] == "ndjson"
@@ -92,13 +85,7 @@ def test_the_throughput_benchmark_streams_ndjson_beside_the_floor_for_a_tiny_run
 )
 def test_the_status_benchmark_prints_both_routes_and_their_ratio() -> None:
     command = ["status", "--seconds", "1", "--rounds", "1", "--workers", "1", "--busy", "--json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *command],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=180,
-        check=False,
-    )
+    done = run_bench(command, timeout=180)
     assert done.returncode == 0, done.stderr.decode()
     report = json.loads(done.stdout)
     for route in ("GET /jobs/{id}", "GET /jobs/{id}, a job running", "bare FastAPI route"):
@@ -109,13 +96,7 @@ def test_the_status_benchmark_prints_both_routes_and_their_ratio() -> None:
 
 
 def test_the_coldstart_benchmark_times_both_handler_modules_beside_their_floors() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "coldstart", "--runs", "1", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_bench(["coldstart", "--runs", "1", "--json"], timeout=300)
     assert done.returncode == 0, done.stderr.decode()
     report = json.loads(done.stdout)
     for key in ("handler", "bare", "queue", "queue_floor"):
@@ -126,13 +107,7 @@ def test_the_coldstart_benchmark_times_both_handler_modules_beside_their_floors(
 
 def test_the_soak_benchmark_samples_the_data_dir_with_retention_and_without() -> None:
     command = ["soak", "--seconds", "3", "--rate", "5", "--items", "10", "--retention", "1"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *command, "--workers", "1", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=180,
-        check=False,
-    )
+    done = run_bench([*command, "--workers", "1", "--json"], timeout=180)
     assert done.returncode == 0, done.stderr.decode()
     runs = json.loads(done.stdout)["runs"]
     assert [run["name"] for run in runs] == ["retention", "keep every job"]
@@ -144,13 +119,7 @@ def test_the_load_benchmark_runs_its_client_mix_on_fanout_and_celery_for_a_tiny_
     command = ["load", "--seconds", "2", "--clients", "10", "--workers", "1", "--json"]
     if not _celery_expected():
         command.append("--skip-celery")
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *command],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_bench(command, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     results = json.loads(done.stdout)["results"]
     expected = ["fanout", "celery"] if _celery_expected() else ["fanout"]
@@ -164,13 +133,7 @@ def test_the_load_benchmark_runs_its_client_mix_on_fanout_and_celery_for_a_tiny_
 
 def test_the_scaling_benchmark_times_one_worker_and_two_beside_the_pool_for_a_tiny_run() -> None:
     command = ["scaling", "--cpu-items", "20", "--noop-items", "200", "--repeat", "1", "--json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *command],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_bench(command, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     cells = json.loads(done.stdout)["results"]
     assert sorted((c["system"], c["workers"], c["workload"]) for c in cells) == sorted(
@@ -222,13 +185,7 @@ def test_the_compare_benchmark_writes_its_json_table_and_plot_for_a_tiny_run(
     command = ["compare", "--sizes", "200", "--repeat", "1", "--workers", "1", "--skip-missing"]
     command += ["--http-seconds", "1", "--http-rounds", "1", "--import-runs", "1"]
     command += ["--out", str(tmp_path)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *command],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=280,
-        check=False,
-    )
+    done = run_bench(command, timeout=280)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     [report_file] = tmp_path.glob("*-compare.json")
     report = json.loads(report_file.read_text())
@@ -272,13 +229,7 @@ def test_the_celery_cluster_stops_redis_and_every_worker_it_started() -> None:
 
 def test_the_chaos_benchmark_runs_its_campaign_at_a_tiny_size_and_every_job_ends() -> None:
     command = ["chaos", "--items", "400", "--jobs", "4", "--json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *command],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_bench(command, timeout=600)
     outcomes = json.loads(done.stdout)
     faults = [outcome["fault"] for outcome in outcomes]
     assert faults[0] == "kill tree (400 items)"
