@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from fanout import pricing
-from fanout.pricing import Capacity, consumed, price, sqs_requests
+from fanout.pricing import Capacity, consumed, price, sqs_requests, usage_cost
 
 
 def test_a_million_of_each_request_costs_its_list_price() -> None:
@@ -74,6 +76,29 @@ def test_a_service_without_a_price_is_refused_not_priced_at_zero() -> None:
         price({("stepfunctions", "StartExecution"): 1})
 
 
-def test_the_prices_say_when_and_where_they_were_read() -> None:
-    assert pricing.PRICES_AS_OF.year >= 2024
-    assert pricing.REGION == "us-east-1"
+def test_a_job_s_counted_requests_are_priced_at_the_list_prices() -> None:
+    """A job's `usage.cost` (README, "Usage"): each kind of request at the price AWS lists,
+    written out here from the pricing pages rather than read back from the module."""
+    cost = usage_cost(
+        {
+            "dynamodb write units": 1_000_000,
+            "dynamodb read units": 1_000_000,
+            "sqs requests": 1_000_000,
+            "s3 put requests": 1_000,
+            "s3 get requests": 1_000,
+        }
+    )
+
+    assert cost == pytest.approx(
+        {
+            "dynamodb write units": 0.625,
+            "dynamodb read units": 0.125,
+            "sqs requests": 0.40,
+            "s3 put requests": 0.005,
+            "s3 get requests": 0.0004,
+        }
+    )
+
+
+def test_the_prices_were_read_on_a_date_that_has_passed() -> None:
+    assert date.today() >= pricing.PRICES_AS_OF

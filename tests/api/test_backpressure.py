@@ -20,7 +20,10 @@ THREE_CHUNKS = {"task": "echo", "items": [1, 2, 3], "chunk_size": 1}
 
 @pytest.fixture
 def bounded(settings: Settings) -> tuple[Settings, Fanout]:
-    return other_settings(settings, max_unstarted_chunks=3, max_undelivered_webhooks=1)
+    # A wait other than the default 5 s, so an answer that ignores the setting is seen.
+    return other_settings(
+        settings, max_unstarted_chunks=3, max_undelivered_webhooks=1, backpressure_retry_after=7
+    )
 
 
 @pytest.fixture
@@ -42,8 +45,8 @@ async def test_past_the_unstarted_chunks_bound_a_job_is_a_429_with_retry_after(
     refused = await client.post("/jobs", json={"task": "echo", "items": [1]})
 
     body = problem(refused, 429)
-    assert refused.headers["retry-after"] == "5"
-    assert "3 chunks" in body["detail"]
+    assert refused.headers["retry-after"] == "7"
+    assert "3 chunks" in body["detail"] and "Retry after 7 s" in body["detail"]
     assert await jobs(client) == 1
 
 
@@ -87,6 +90,7 @@ async def test_past_the_undelivered_webhooks_bound_a_job_is_a_429(
     refused = await client.post("/jobs", json={"task": "echo", "items": [1]})
 
     assert "1 webhooks" in problem(refused, 429)["detail"]
+    assert refused.headers["retry-after"] == "7"
 
 
 async def test_a_burst_between_two_counts_is_held_to_the_bound(client: httpx.AsyncClient) -> None:

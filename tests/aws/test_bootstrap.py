@@ -10,6 +10,8 @@ import pytest
 from pydantic_core import from_json
 from typer.testing import CliRunner
 
+from fanout.backends.aws.notices import SqsNotificationQueue
+from fanout.backends.aws.queue import SqsChunkQueue
 from fanout.cli import app
 from fanout.settings import Settings
 from fanout.wiring import build
@@ -60,10 +62,21 @@ def test_bootstrap_creates_the_table_queues_and_bucket_and_can_run_again(
 
 
 def test_the_aws_backend_finds_bootstrapped_queues_by_name(environment: dict[str, str]) -> None:
-    assert CliRunner().invoke(app, ["aws", "bootstrap"], env=environment).exit_code == 0
+    """With only the table named, the backend looks the queues up by the names bootstrap gave
+    them: the very queues bootstrap printed, not any other queue on the endpoint."""
+    booted = CliRunner().invoke(app, ["aws", "bootstrap"], env=environment)
+    assert booted.exit_code == 0, booted.output
+    printed = dict(line.split("=", 1) for line in booted.output.split())
     settings = Settings(backend="aws", table=environment["FANOUT_TABLE"])
 
-    service = build(settings, clients())
+    backend = build(settings, clients()).backend
 
-    assert service.backend.queue.receive(10, 1) == []
-    assert service.backend.fan_in is not None
+    assert isinstance(backend.queue, SqsChunkQueue)
+    assert isinstance(backend.notifications, SqsNotificationQueue)
+    found = {
+        "FANOUT_CHUNK_QUEUE_URL": backend.queue.queue_url,
+        "FANOUT_DEAD_LETTER_QUEUE_URL": backend.queue.dead_letter_queue_url,
+        "FANOUT_NOTIFY_QUEUE_URL": backend.notifications.queue_url,
+    }
+    assert found == {name: printed[name] for name in found}
+    assert len(set(found.values())) == 3
