@@ -122,3 +122,25 @@ def fail_odd(n: int) -> int:
     if n % 2:
         raise ValueError(f"{n} is odd")
     return n
+
+
+@task(max_attempts=1)
+def hang_on(n: int, params: dict[str, Any]) -> int:
+    """Hangs its worker on the item `params["hang"]` (sleeps `params["for"]` seconds, past any
+    chunk timeout a test sets): every time, or with `params["dir"]` only the first time, leaving
+    that worker's pid in `dir`/pid. The other items are quick."""
+    if n == params["hang"] and _first_time(params.get("dir")):
+        time.sleep(float(params["for"]))
+    return 3 * n
+
+
+def _first_time(folder: str | None) -> bool:
+    if folder is None:
+        return True
+    try:
+        (Path(folder) / "hung").touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    (Path(folder) / "pid.tmp").write_text(str(os.getpid()))
+    (Path(folder) / "pid.tmp").rename(Path(folder) / "pid")
+    return True
