@@ -13,6 +13,7 @@ from bench import (
     export,
     image,
     load,
+    mutation,
     scaling,
     soak,
     status,
@@ -36,6 +37,7 @@ BENCHMARKS = {
     "image": (image, "the Lambda container image's own layer, in MB"),
     "scaling": (scaling, "one worker vs two, beside a multiprocessing pool"),
     "load": (load, "200 clients posting and polling small jobs, fanout and Celery"),
+    "mutation": (mutation, "mutation score of the core and the SQLite store (mutmut; slow)"),
 }
 
 

@@ -1,0 +1,94 @@
+"""`python -m bench mutation`'s report, read from verdict files laid out as mutmut 3 writes them
+(`mutants/<source path>.meta`, JSON with `exit_code_by_key`); the mutation run itself is not in
+the suite (it takes tens of minutes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import mutation
+
+
+def write_verdicts(mutants: Path, path: str, verdicts: dict[str, int | None]) -> None:
+    meta = mutants / f"{path}.meta"
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"exit_code_by_key": verdicts}))
+
+
+@pytest.fixture
+def mutants(tmp_path: Path) -> Path:
+    write_verdicts(
+        tmp_path,
+        "fanout/webhooks.py",
+        {
+            "fanout.webhooks.x_send__mutmut_1": 1,
+            "fanout.webhooks.x_send__mutmut_2": 0,
+            "fanout.webhooks.x_send__mutmut_10": 36,
+            "fanout.webhooks.x_send__mutmut_3": 33,
+            "fanout.webhooks.x_sign__mutmut_1": 0,
+        },
+    )
+    write_verdicts(
+        tmp_path,
+        "fanout/service/finishing.py",
+        {"fanout.service.finishing.x_event_id__mutmut_1": 1, "f.x_g__mutmut_2": None},
+    )
+    write_verdicts(tmp_path, "fanout/cli/app.py", {"fanout.cli.app.x_main__mutmut_1": 0})
+    return tmp_path
+
+
+PATTERNS = ["fanout/webhooks.py", "fanout/service/*"]
+
+
+def test_the_report_scores_each_module_and_names_every_survivor(
+    mutants: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    modules = mutation.read_modules(mutants, PATTERNS, {})
+    figures = mutation.report(modules, {})
+    printed = capsys.readouterr().out
+
+    assert [m.path for m in modules] == ["fanout/service/finishing.py", "fanout/webhooks.py"]
+    # A time-out is a detected mutant; a mutant no test reaches is not.
+    assert figures["modules"]["fanout/webhooks.py"]["score"] == pytest.approx(2 / 5)
+    assert figures["total"]["killed"] == 3 and figures["total"]["not run"] == 1
+    assert figures["total"]["score"] == pytest.approx(3 / 6)
+    assert figures["survivors"] == [
+        "fanout.webhooks.x_send__mutmut_2 (survived)",
+        "fanout.webhooks.x_send__mutmut_3 (no tests)",
+        "fanout.webhooks.x_sign__mutmut_1 (survived)",
+    ]
+    assert "fanout/webhooks.py" in printed and "2/5" in printed and "3/6" in printed
+    assert "fanout.webhooks.x_sign__mutmut_1 (survived)" in printed
+    assert "fanout.cli" not in printed  # outside the mutated paths
+
+
+def test_an_equivalent_mutant_counts_apart_and_a_stale_entry_is_named(
+    mutants: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = tmp_path / "equivalents.txt"
+    listed.write_text(
+        "# name  why\n"
+        "fanout.webhooks.x_sign__mutmut_1  the header order does not matter\n"
+        "fanout.webhooks.x_send__mutmut_1  killed since: this entry is stale\n"
+    )
+    equivalent = mutation.read_equivalents(listed)
+    figures = mutation.report(mutation.read_modules(mutants, PATTERNS, equivalent), equivalent)
+
+    assert equivalent["fanout.webhooks.x_sign__mutmut_1"] == "the header order does not matter"
+    assert figures["modules"]["fanout/webhooks.py"]["equivalent"] == 1
+    assert figures["modules"]["fanout/webhooks.py"]["score"] == pytest.approx(2 / 4)
+    assert "fanout.webhooks.x_sign__mutmut_1 (survived)" not in figures["survivors"]
+    assert figures["stale_equivalents"] == ["fanout.webhooks.x_send__mutmut_1"]
+    assert "killed or gone (1)" in capsys.readouterr().out
+
+
+def test_the_mutated_paths_are_those_the_configuration_names() -> None:
+    assert mutation._patterns() == [
+        "fanout/service/*",
+        "fanout/runner.py",
+        "fanout/webhooks.py",
+        "fanout/backends/sqlite/*",
+    ]
