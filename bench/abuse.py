@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench.fanout_system import free_port, serve_command
+from bench.fanout_system import bound_port, on_port_0, serve_command
 from bench.hostile import Dripper, HugeBody, SlowClients, peak_rss_mb
 from bench.webhook import WebhookReceiver
 
@@ -40,22 +40,21 @@ STARTUP = 90.0  # a loaded machine (the test suite beside it) starts a server sl
 @contextlib.contextmanager
 def serving(env: dict[str, str]) -> Iterator[tuple[httpx.Client, int, int]]:
     """A fresh `fanout serve` (one worker, no keys), its client, pid and port."""
-    port = free_port()
     data = Path(tempfile.mkdtemp(prefix="fanout-abuse-"))
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FANOUT_")}
     clean.update(FANOUT_WEBHOOK_ALLOW_NETWORKS="127.0.0.0/8", **env)
-    command = [*serve_command(), "--port", str(port), "--workers", "1", "--data-dir", str(data)]
+    command = [*serve_command(), *on_port_0(data / "serve.port"), "--workers", "1"]
+    command += ["--data-dir", str(data)]
     with (data / "serve.log").open("wb") as log:
         process = subprocess.Popen(command, env=clean, stdout=log, stderr=log, cwd=data)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, data, ignore_errors=True)
+        stack.callback(process.wait, 30)
+        stack.callback(process.terminate)
+        port = bound_port(process, data / "serve.port", time.monotonic() + STARTUP)
+        client = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
         _until(lambda: _healthy(client), STARTUP)
         yield client, process.pid, port
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(30)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def _healthy(client: httpx.Client) -> bool:

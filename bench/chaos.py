@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -33,8 +34,9 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.fanout_system import free_port
+from bench.fanout_system import bound_port, on_port_0
 
+_started = itertools.count()
 POINTS = ("submit.stored", "record.stored", "finalize.output", "finalize.claimed")
 
 
@@ -76,15 +78,16 @@ class Serve:
     """One `fanout serve` process on a data directory."""
 
     def __init__(self, data: Path, workers: int, env: dict[str, str] | None = None) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("FANOUT_")}
         environment |= {"FANOUT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", **(env or {})}
-        port = self.url.rsplit(":", 1)[1]
-        command = [sys.executable, "-m", "fanout", "serve", "--port", port]
+        # Twin servers share a data directory: each writes its own port file beside it.
+        port_file = data.parent / f"serve-{next(_started)}.port"
+        command = [sys.executable, "-m", "fanout", "serve", *on_port_0(port_file)]
         command += ["--workers", str(workers), "--data-dir", str(data)]
         self.process = subprocess.Popen(
             command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        self.url = f"http://127.0.0.1:{bound_port(self.process, port_file, time.monotonic() + 60)}"
         self.http = httpx.Client(base_url=self.url, timeout=30)
         until(lambda: self._answers(), 60, "fanout serve to start")
 

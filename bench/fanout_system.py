@@ -33,10 +33,31 @@ NDJSON_PIECE = 1 << 20
 
 
 def free_port() -> int:
+    """A port free now, for a peer's server (redis, a bare uvicorn app) told which port to
+    bind: another process may take it first, and that start then fails loudly. `fanout serve`
+    itself binds port 0 and says which port it got (`on_port_0`)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def on_port_0(port_file: Path) -> list[str]:
+    """`fanout serve`'s options to listen on a port the system picks and write it down."""
+    return ["--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file)]
+
+
+def bound_port(process: subprocess.Popen[bytes], port_file: Path, deadline: float) -> int:
+    """The port a `fanout serve` started with `on_port_0(port_file)` listens on, once written
+    (whole: the server renames it into place)."""
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"fanout serve exited with {process.returncode} before listening")
+        with contextlib.suppress(FileNotFoundError):
+            return int(port_file.read_text())
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(POLL_SECONDS)
+    raise BenchError(f"fanout serve did not write {port_file} in time")
 
 
 def serve_command() -> list[str]:
@@ -77,8 +98,13 @@ class FanoutSystem:
         self.data_dir = Path(tempfile.mkdtemp(prefix="fanout-bench-"))
         self.receiver = WebhookReceiver()
         self.receiver.start()
-        port = free_port()
-        command = [*serve_command(), "--port", str(port), "--data-dir", str(self.data_dir / "data")]
+        port_file = self.data_dir / "serve.port"
+        command = [
+            *serve_command(),
+            *on_port_0(port_file),
+            "--data-dir",
+            str(self.data_dir / "data"),
+        ]
         if self.workers is not None:
             command += ["--workers", str(self.workers)]
         # No API keys: one tenant on loopback, which is what the benchmark talks to.
@@ -87,8 +113,10 @@ class FanoutSystem:
         env.update(self.env)
         self.log = (self.data_dir / "serve.log").open("wb")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        port = bound_port(self.process, port_file, deadline)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120.0)
-        self._wait_healthy(time.monotonic() + STARTUP_SECONDS)
+        self._wait_healthy(deadline)
 
     def _wait_healthy(self, deadline: float) -> None:
         assert self.process is not None and self.client is not None

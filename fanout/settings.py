@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     backend: Literal["sqlite", "aws"] = "sqlite"
     data_dir: Path = Path(".fanout")
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    # 0: a free port the system picks; `fanout serve` prints it (and writes it to --port-file).
+    port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     tasks: Annotated[list[str], NoDecode] = []
     # Task modules are looked for here first, then among the installed packages (as uvicorn's

@@ -29,7 +29,16 @@ class LogFormat(StrEnum):
 
 
 Host = Annotated[str | None, typer.Option(help="Address to listen on [FANOUT_HOST; 127.0.0.1].")]
-Port = Annotated[int | None, typer.Option(help="Port to listen on [FANOUT_PORT; 8000].")]
+Port = Annotated[
+    int | None, typer.Option(help="Port to listen on, 0 for a free one [FANOUT_PORT; 8000].")
+]
+PortFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="FANOUT_PORT_FILE",
+        help="Write the port listened on to this file once it is bound [FANOUT_PORT_FILE].",
+    ),
+]
 Workers = Annotated[
     int | None, typer.Option("--workers", "-w", help="Worker processes [FANOUT_WORKERS; CPUs].")
 ]

@@ -5,8 +5,10 @@ Each failure is one line naming what to change (`fail`), never a traceback."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fanout import tasks
@@ -75,7 +77,26 @@ def bind(host: str, port: int) -> socket.socket:
             " with --port or FANOUT_PORT",
             RUNTIME,
         )
+    # Listening now, not when uvicorn starts: a client that learnt the port from the banner or
+    # the port file is queued until the app answers, never refused.
+    sock.listen()
     return sock
+
+
+def announce_port(sock: socket.socket, port_file: Path | None) -> int:
+    """The port `sock` is bound to (the system's choice for port 0), also written to
+    `port_file` if given: whole, by a rename, so a reader never sees half a number. A program
+    that starts `fanout serve --port 0` reads it there instead of guessing a free port, which
+    another process could take between the guess and the bind."""
+    port: int = sock.getsockname()[1]
+    if port_file is not None:
+        partial = port_file.with_name(f"{port_file.name}.partial")
+        try:
+            partial.write_text(f"{port}\n")
+            os.replace(partial, port_file)
+        except OSError as error:
+            fail(f"cannot write the port to {port_file}: {error.strerror or error}", RUNTIME)
+    return port
 
 
 def open_service(settings: Settings) -> Fanout:

@@ -24,6 +24,7 @@ from fanout.cli.options import (
     Host,
     Level,
     Port,
+    PortFile,
     Tasks,
     Workers,
 )
@@ -55,6 +56,7 @@ def serve(
     log_level: Level = None,
     log_format: Format = None,
     access_log: AccessLog = None,
+    port_file: PortFile = None,
 ) -> None:
     """Run the API, N worker processes, the webhook notifier and the reconciler (and, on AWS,
     the stream aggregator)."""
@@ -81,6 +83,7 @@ def serve(
     logs.configure(settings)
     settings = preflight.load_tasks(settings)
     sock = preflight.bind(settings.host, settings.port)
+    settings = settings.model_copy(update={"port": preflight.announce_port(sock, port_file)})
     service = preflight.open_service(settings)
     if not preflight.keyed(settings):
         say(
@@ -118,6 +121,8 @@ def serve(
         for part in reversed(parts):
             part.stop()
         supervisor.stop()
+        if port_file is not None:
+            port_file.unlink(missing_ok=True)
         say(settings, "fanout stopped; unfinished jobs resume at the next start.")
 
 

@@ -10,7 +10,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.e2e.harness import Process
+from tests.waiting import wait_until
 
 # Well past a clean start-up's refusal; a server that did start would be stopped here.
 DEADLINE = 60
@@ -53,6 +57,40 @@ def test_a_port_in_use_is_reported_before_the_banner(tmp_path: Path, busy_port: 
     assert f"127.0.0.1:{busy_port}" in line
     assert "already in use" in line and "--port or FANOUT_PORT" in line
     assert not (tmp_path / "data").exists(), "the store was opened before the port was checked"
+
+
+def test_port_0_listens_on_a_port_the_system_picks_and_names_it(tmp_path: Path) -> None:
+    port_file = tmp_path / "serve.port"
+    args = ["serve", "--port", "0", "--port-file", str(port_file), "--workers", "1"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FANOUT_")}
+    process = Process("fanout serve", args, clean, tmp_path / "serve.log")
+    try:
+        port = process.bound_port(port_file)
+        url = f"http://127.0.0.1:{port}/healthz"
+        wait_until(lambda: answers(url), DEADLINE, f"{url} to answer")
+        assert f"serving on http://127.0.0.1:{port} " in process.output()
+    finally:
+        code = process.stop()
+    assert code == 0
+    assert not port_file.exists(), "a stopped server left its port file behind"
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_a_port_file_that_cannot_be_written_is_reported_before_the_banner(
+    tmp_path: Path,
+) -> None:
+    run = serve(tmp_path, "--port", "0", "--port-file", str(tmp_path / "missing" / "port"))
+
+    assert run.returncode == 1
+    line = error_line(run)
+    assert f"cannot write the port to {tmp_path / 'missing' / 'port'}" in line
+    assert not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize(

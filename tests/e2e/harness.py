@@ -1,7 +1,9 @@
 """The real processes under test and what the tests check them with.
 
-`fanout serve` and `fanout worker` run as subprocesses (`python -m fanout`) on a free port and a
-fresh data directory; a real HTTP server on 127.0.0.1 receives their webhooks. Stopping a
+`fanout serve` and `fanout worker` run as subprocesses (`python -m fanout`) on a fresh data
+directory; `serve` binds port 0 and writes the port the system gave it to a file the harness
+reads, so no other process can take the port between a guess and the bind. A real HTTP server
+on 127.0.0.1 receives their webhooks. Stopping a
 process checks that it took its worker processes and forkserver with it.
 """
 
@@ -11,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -47,13 +48,6 @@ def all_succeeded(total: int) -> dict[str, int]:
         "running": 0,
         "cancelled": 0,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -117,6 +111,18 @@ class Process:
             except psutil.NoSuchProcess:
                 continue
         return workers
+
+    def bound_port(self, port_file: Path) -> int:
+        """The port a `fanout serve --port 0 --port-file PORT_FILE` listens on, once written."""
+
+        def written() -> int | None:
+            if not self.running():
+                pytest.fail(f"{self.name} exited with {self.popen.returncode}:\n{self.output()}")
+            with contextlib.suppress(FileNotFoundError):
+                return int(port_file.read_text())
+            return None
+
+        return wait_until(written, START_TIMEOUT, f"{self.name} to write its port to {port_file}")
 
     def stop(self, signum: signal.Signals = signal.SIGINT) -> int:
         """Stop as an operator would and return the exit code; fail if the process does not
@@ -246,10 +252,13 @@ class Launcher:
         return env
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None, **how: Any) -> Process:
-        log = self.tmp_path / f"{len(self.started)}-{name.replace(' ', '-')}.log"
-        process = Process(name, args, self.env(env or {}), log, **how)
+        process = Process(name, args, self.env(env or {}), self.file(name, "log"), **how)
         self.started.append(process)
         return process
+
+    def file(self, name: str, suffix: str) -> Path:
+        """A file of the next process to start, e.g. its log or its port file."""
+        return self.tmp_path / f"{len(self.started)}-{name.replace(' ', '-')}.{suffix}"
 
     def serve(
         self,
@@ -262,11 +271,11 @@ class Launcher:
         """`options` go after the harness's own; `how`: `program` (the command, `python -m
         fanout` by default) and `cwd`."""
         data_dir = data_dir or self.tmp_path / "data"
-        port = free_port()
-        args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        args += ["--data-dir", str(data_dir), *options]
+        port_file = self.file("fanout serve", "port")
+        args = ["serve", "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file)]
+        args += ["--workers", str(workers), "--data-dir", str(data_dir), *options]
         process = self._start("fanout serve", args, env, **how)
-        server = Server(process, f"http://127.0.0.1:{port}", data_dir)
+        server = Server(process, f"http://127.0.0.1:{process.bound_port(port_file)}", data_dir)
         self.servers.append(server)
         server.wait_healthy()
         return server

@@ -1,7 +1,8 @@
 """The README's code blocks, run as written: its files saved in a fresh project directory, its
 `fanout serve` started there by the console script (no PYTHONPATH), then each command block
 (curl and jq, the Python client) run against it. The one liberty: the port, since 8000 may be
-taken here; `localhost:8000` and `127.0.0.1:8000` become the server's address.
+taken here (the server binds port 0 and writes the port it got to FANOUT_PORT_FILE);
+`localhost:8000` and `127.0.0.1:8000` become the server's address.
 
 .ci/run runs the two install commands (`start`, `test`) in brand-new virtual environments.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Launcher, Process, Server, free_port
+from tests.e2e.harness import Launcher, Process, Server
 from tests.readme import Block, blocks
 
 BIN = Path(sys.executable).parent
@@ -44,13 +45,22 @@ def readme_server(fanout: Launcher, tmp_path: Path) -> Server:
         if block.role == "file":
             (project / block.name).write_text(block.code)
     [serve] = [block for block in blocks() if block.role == "serve"]
-    port = free_port()
-    env = fanout.env({"PYTHONPATH": "", "FANOUT_PORT": str(port), "FANOUT_WORKERS": "2"})
+    # Port 0 and a port file, through the environment: the block's command line is the README's.
+    port_file = tmp_path / "readme-serve.port"
+    env = fanout.env(
+        {
+            "PYTHONPATH": "",
+            "FANOUT_PORT": "0",
+            "FANOUT_PORT_FILE": str(port_file),
+            "FANOUT_WORKERS": "2",
+        }
+    )
     env.pop("FANOUT_TASKS")
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     log = tmp_path / "readme-serve.log"
     process = Process("readme serve", [], env, log, program=["bash", "-c", serve.code], cwd=project)
     fanout.started.append(process)
+    port = process.bound_port(port_file)
     server = Server(process, f"http://127.0.0.1:{port}", project / ".fanout")
     fanout.servers.append(server)
     server.wait_healthy()
