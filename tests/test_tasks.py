@@ -3,16 +3,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 from pydantic import BaseModel, ValidationError
 
 from fanout import reducer, task, tasks
+from fanout.api.app import create_app
 from fanout.errors import TaskModuleError
+from fanout.settings import Settings
+from fanout.wiring import build
+from fanout.workers import chunk_worker
 
 
 class Point(BaseModel):
@@ -232,3 +239,45 @@ def test_a_module_in_the_app_dir_is_found_first(tmp_path: Path) -> None:
     tasks.load([name], tmp_path)
 
     assert tasks.get_task(name) is not None
+
+
+def iterated_sha256(text: str, rounds: int) -> str:
+    """The README's `sha256` task, written out again: SHA-256 of the item's UTF-8, then of each
+    digest's bytes, `rounds` times, as hex."""
+    digest = text.encode()
+    for _ in range(rounds):
+        digest = hashlib.sha256(digest).digest()
+    return digest.hex()
+
+
+def test_the_readme_s_first_job_returns_the_iterated_sha256_of_each_item(
+    settings: Settings,
+) -> None:
+    """The README's first example, through the HTTP API: `sha256` of "a", "b", "c" with 1000
+    rounds (and "é", for its UTF-8), each output the digest computed here with hashlib, in
+    input order."""
+    body = {"task": "sha256", "items": ["a", "b", "c", "é"], "params": {"rounds": 1000}}
+    service = build(settings)
+
+    async def run() -> list[dict[str, Any]]:
+        transport = httpx.ASGITransport(app=create_app(settings, service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as api:
+            created = await api.post("/jobs", json=body)
+            assert created.status_code == 202, created.text
+            job_id = created.json()["id"]
+            while await anyio.to_thread.run_sync(chunk_worker.poll_once, service):
+                pass
+            assert (await api.get(f"/jobs/{job_id}")).json()["status"] == "succeeded"
+            items: list[dict[str, Any]] = (await api.get(f"/jobs/{job_id}/results")).json()["items"]
+            return items
+
+    results = anyio.run(run)
+
+    assert [r["output"] for r in results] == [
+        iterated_sha256(text, 1000) for text in ["a", "b", "c", "é"]
+    ]
+    assert results[0]["output"] != iterated_sha256("a", 1)  # the rounds were applied
+    # One round of "a" is the digest every SHA-256 implementation gives (FIPS 180-4).
+    assert iterated_sha256("a", 1) == (
+        "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+    )

@@ -62,11 +62,17 @@ class Receiver:
     default: tuple[int, dict[str, str]] = (200, {})
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Seconds each answer waits after the request is read: a slow receiver. The wait ends
+    # early when the receiver stops, so no handler outlives its test.
+    delay: float = 0.0
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def respond(self, request: Received) -> tuple[int, dict[str, str]]:
         with self.lock:
             self.received.append(request)
-            return self.script.pop(0) if self.script else self.default
+            answer = self.script.pop(0) if self.script else self.default
+        self.stopping.wait(self.delay)
+        return answer
 
     def count(self) -> int:
         with self.lock:
@@ -102,6 +108,7 @@ def serving(host: str, url_host: str) -> Iterator[Receiver]:
     try:
         yield state
     finally:
+        state.stopping.set()
         server.shutdown()
         server.server_close()
         thread.join()
@@ -328,15 +335,35 @@ def test_a_500_then_a_200_is_retried_with_the_same_webhook_id_and_both_attempts_
     assert all(a["at"] is not None and a["error"] is None for a in shown["attempts"])
 
 
-def test_a_failing_webhook_never_fails_the_job(
-    service: Fanout, receiver: Receiver, notifier: Notifier
+def test_a_webhook_given_up_on_leaves_the_job_its_status_and_results(
+    settings: Settings, receiver: Receiver
 ) -> None:
+    """A failing webhook never fails the job: every attempt fails and delivery is given up,
+    and the job still reads as it ended, counts, results and all, with the failed delivery
+    shown beside it."""
+    service = build(settings.model_copy(update={"webhook_max_attempts": 2}))
     receiver.default = (500, {})
     job, _ = finished_job(service, receiver.url)
+    notifier = Notifier(service)
+    notifier.start()
+    try:
+        wait_until(settled(service, job.id), 10.0, "delivery to be given up")
+    finally:
+        notifier.stop()
 
-    wait_until(lambda: receiver.count() >= 2, 10.0)
-
-    assert job_of(service, job.id).status.value == "succeeded"
+    assert the_event(service, job.id).status is DeliveryStatus.FAILED
+    assert receiver.count() == 2
+    shown = get_over_http(settings, service, f"/jobs/{job.id}")
+    assert (shown["status"], shown["counts"]["succeeded"], shown["counts"]["failed"]) == (
+        "succeeded",
+        3,
+        0,
+    )
+    assert shown["finished_at"] is not None and shown["error"] is None
+    assert shown["webhook"]["status"] == "failed"
+    assert [a["status_code"] for a in shown["webhook"]["attempts"]] == [500, 500]
+    results = get_over_http(settings, service, f"/jobs/{job.id}/results")
+    assert [r["output"] for r in results["items"]] == [1, 2, 3]
 
 
 def test_retry_after_in_seconds_is_honoured_beyond_the_backoff_cap(
@@ -363,6 +390,28 @@ def test_retry_after_as_an_http_date_is_honoured(service: Fanout, receiver: Rece
     deliver(service, the_event(service, job.id))
 
     assert the_event(service, job.id).next_attempt_at >= later.timestamp() - 1
+
+
+@pytest.mark.parametrize("unit", ["seconds", "http-date"])
+def test_a_receiver_s_retry_after_is_honoured_up_to_a_day_and_no_further(
+    service: Fanout, receiver: Receiver, unit: str
+) -> None:
+    """A receiver may push the next attempt back, but not out of the job's retention: a
+    `Retry-After` of ten years waits a day (`webhooks.MAX_RETRY_AFTER`)."""
+    ten_years = 10 * 365 * 24 * 3600
+    later = datetime.now(UTC) + timedelta(seconds=ten_years)
+    value = str(ten_years) if unit == "seconds" else format_datetime(later, usegmt=True)
+    receiver.script = [(503, {"Retry-After": value})]
+    job, _ = finished_job(service, receiver.url)
+    before = time.time()
+
+    deliver(service, the_event(service, job.id))
+    after = time.time()
+
+    event = the_event(service, job.id)
+    assert event.status is DeliveryStatus.PENDING
+    day = 24 * 3600
+    assert before + day <= event.next_attempt_at <= after + day
 
 
 @pytest.mark.parametrize("value", ["soon", "Mon, 99 Foo 2020 00:00:00 GMT", "-5", "1.5"])
@@ -411,6 +460,39 @@ def test_delivery_gives_up_after_the_configured_attempts(
     assert [a.status_code for a in event.history] == [500, 500, 500]
     assert receiver.count() == 3
     assert service.backend.outbox.due_events(time.time() + 1e6, 10) == []
+
+
+def test_a_receiver_slower_than_the_webhook_timeout_is_cut_off_and_retried(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """FANOUT_WEBHOOK_TIMEOUT, well under the default 10 s: a receiver that takes 30 s to
+    answer gets its request, and the attempt ends at the configured deadline, is recorded as
+    a timeout naming it, and is tried again later."""
+    service = build(settings.model_copy(update={"webhook_timeout": 0.5}))
+    receiver.delay = 30.0
+    job, _ = finished_job(service, receiver.url)
+
+    attempt = deliver(service, the_event(service, job.id))
+
+    assert receiver.count() == 1  # the request went out; the answer never came in time
+    assert attempt.status_code is None
+    assert attempt.error == "TimeoutError: no complete answer within 0.5 s"
+    event = the_event(service, job.id)
+    assert event.status is DeliveryStatus.PENDING
+    assert [a.error for a in event.history] == [attempt.error]
+
+
+def test_a_receiver_faster_than_the_webhook_timeout_is_a_delivery(
+    settings: Settings, receiver: Receiver
+) -> None:
+    service = build(settings.model_copy(update={"webhook_timeout": 30.0}))
+    receiver.delay = 0.5
+    job, _ = finished_job(service, receiver.url)
+
+    attempt = deliver(service, the_event(service, job.id))
+
+    assert (attempt.status_code, attempt.error) == (200, None)
+    assert the_event(service, job.id).status is DeliveryStatus.DELIVERED
 
 
 def test_a_receiver_that_cannot_be_reached_is_an_attempt_with_an_error(service: Fanout) -> None:
