@@ -1,12 +1,22 @@
-"""The chunk-size rule and the sampling of chunk timings, without a store."""
+"""The chunk-size rule and the sampling of chunk timings, without a store; then the sizes the
+README promises with every setting at its default, through the service on SQLite."""
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fanout import task
 from fanout.chunking import DEFAULT_SECONDS_PER_ITEM, STATS_WEIGHT, Sizing, TaskTimes, chunk_size
+from fanout.models import TenantId
+from fanout.service import Fanout, JobRequest
+from fanout.settings import Settings
+from fanout.wiring import build
 
 SIZING = Sizing(overhead_seconds=0.003, max_items=10_000, max_seconds=10.0)
 NO_OP = 2e-6  # what `echo` measures at here, seconds an item
@@ -118,3 +128,104 @@ def test_a_failed_write_of_timings_is_dropped_not_raised(caplog: pytest.LogCaptu
     TaskTimes(Recorded(fail=True)).observe("a", 1.0, 1)
 
     assert "could not record the timings of task 'a'" in caplog.text
+
+
+# -- the defaults, as the README's "Chunk sizes" states them, through the service -----------------
+
+TENANT = TenantId("default")
+DEFAULT_OVERHEAD = 0.003  # README: FANOUT_CHUNK_OVERHEAD_SECONDS, 3 ms on the embedded backend
+
+
+@task(name="test_chunking_never_measured")
+def never_measured(item: int) -> int:
+    return item
+
+
+def defaults(tmp_path: Path, workers: int) -> Fanout:
+    """The service as `fanout serve` builds it, every chunking setting at its default."""
+    return build(Settings(data_dir=tmp_path / f"data-{workers}", workers=workers))
+
+
+def measured(service: Fanout, task_name: str, seconds_per_item: float) -> Fanout:
+    assert service.backend.stats is not None
+    service.backend.stats.record_time(task_name, seconds_per_item, 1.0, time.time())
+    return service
+
+
+def sized(service: Fanout, task_name: str, items: Iterable[Any], **options: Any) -> int:
+    request = JobRequest(task=task_name, items=items, params={}, **options)
+    job, _ = service.submit(TENANT, request)
+    return job.options.chunk_size
+
+
+def readme_size(total: int, seconds_per_item: float, at_once: int) -> float:
+    """√(n·c/(P·t)), at least c/t (README, "Chunk sizes")."""
+    t, c = seconds_per_item, DEFAULT_OVERHEAD
+    return max(math.sqrt(total * c / (at_once * t)), c / t)
+
+
+def test_by_default_a_hundred_no_op_items_are_one_chunk_and_a_million_about_a_hundred(
+    tmp_path: Path,
+) -> None:
+    service = measured(defaults(tmp_path, workers=16), "echo", NO_OP)
+
+    assert sized(service, "echo", range(100)) == 100
+    size = sized(service, "echo", range(1_000_000))
+    assert 8_000 <= size <= 10_000  # README: "a million about a hundred chunks of ~9,000"
+    assert 90 <= chunks_of(1_000_000, size) <= 120
+    # On two workers the rule asks for ~27,000 a chunk: FANOUT_MAX_CHUNK_ITEMS (10,000) holds.
+    two = measured(defaults(tmp_path, workers=2), "echo", NO_OP)
+    assert 9_000 <= sized(two, "echo", range(1_000_000)) <= 10_000
+
+
+def test_by_default_a_task_of_a_second_an_item_gets_chunks_of_a_few_items(
+    tmp_path: Path,
+) -> None:
+    assert 1 <= sized(measured(defaults(tmp_path, 16), "echo", 1.0), "echo", range(1000)) <= 3
+    # On one worker the rule asks for ~12 items (12 s) a chunk of 50,000: at most
+    # FANOUT_MAX_CHUNK_SECONDS (10 s) of work a chunk.
+    one = measured(defaults(tmp_path, workers=1), "echo", 1.0)
+    assert readme_size(50_000, 1.0, 1) > 12
+    assert sized(one, "echo", range(50_000)) == 10
+
+
+def test_a_job_s_size_follows_the_readme_s_rule_with_the_window_capped_by_the_workers(
+    tmp_path: Path,
+) -> None:
+    """P is the job's max_concurrency capped by the workers: 2 workers, or a window of 4 on
+    16 workers, or 16 workers under the default window of 16."""
+    per_item, total = 1e-4, 20_000
+    cases = [(2, {}, 2), (16, {"max_concurrency": 4}, 4), (16, {}, 16)]
+    for workers, options, at_once in cases:
+        service = measured(defaults(tmp_path, workers), "echo", per_item)
+        expected = readme_size(total, per_item, at_once)
+
+        size = sized(service, "echo", range(total), **options)
+
+        # Evened out (the last chunk not a sliver): within a few percent of the rule.
+        assert abs(size - expected) <= 0.05 * expected, (workers, options, size, expected)
+
+
+def test_a_task_never_measured_is_sized_as_one_taking_a_millisecond_an_item(
+    tmp_path: Path,
+) -> None:
+    service = defaults(tmp_path, workers=16)
+    expected = readme_size(20_000, 1e-3, 16)
+
+    size = sized(service, "test_chunking_never_measured", range(20_000))
+
+    assert abs(size - expected) <= 0.05 * expected, (size, expected)
+    assert size == sized(measured(service, "echo", 1e-3), "echo", range(20_000))
+
+
+def test_by_default_a_chunk_over_256_kib_is_halved_until_it_fits(tmp_path: Path) -> None:
+    """A hundred items of 10 kB: one chunk by count, but 1 MB; halved twice, four chunks of
+    25 items (250 kB each) are released."""
+    service = measured(defaults(tmp_path, workers=16), "echo", NO_OP)
+
+    assert sized(service, "echo", ["x" * 10_000] * 100) == 100
+
+    released = []
+    while deliveries := service.backend.queue.receive(10, 300.0):
+        released += [(d.chunk.start, d.chunk.end) for d in deliveries]
+    assert sorted(released) == [(0, 25), (25, 50), (50, 75), (75, 100)]
