@@ -38,10 +38,8 @@ def aws_environment(fanout: Launcher, table: str) -> dict[str, str]:
     )
 
 
-def test_serve_on_the_aws_backend_runs_a_job_to_one_signed_webhook_against_the_moto_server(
-    fanout: Launcher, receiver: Receiver
-) -> None:
-    environment = aws_environment(fanout, f"serve-{os.getpid()}")
+def bootstrap(environment: dict[str, str]) -> dict[str, str]:
+    """`fanout aws bootstrap` as a process; the settings it prints, by name."""
     bootstrapped = subprocess.run(
         [sys.executable, "-m", "fanout", "aws", "bootstrap"],
         env=environment,
@@ -51,7 +49,14 @@ def test_serve_on_the_aws_backend_runs_a_job_to_one_signed_webhook_against_the_m
         timeout=60,
         check=True,
     )
-    settings = dict(line.split("=", 1) for line in bootstrapped.stdout.splitlines())
+    return dict(line.split("=", 1) for line in bootstrapped.stdout.splitlines())
+
+
+def test_serve_on_the_aws_backend_runs_a_job_to_one_signed_webhook_against_the_moto_server(
+    fanout: Launcher, receiver: Receiver
+) -> None:
+    environment = aws_environment(fanout, f"serve-{os.getpid()}")
+    settings = bootstrap(environment)
     assert set(settings) >= {"FANOUT_TABLE", "FANOUT_CHUNK_QUEUE_URL", "FANOUT_NOTIFY_QUEUE_URL"}
 
     server = fanout.serve(workers=2, env={**environment, **settings, "FANOUT_BACKEND": "aws"})
@@ -81,16 +86,7 @@ def test_a_large_input_goes_through_a_presigned_s3_upload_on_the_aws_backend(
     """The path past Lambda's 6 MB request limit: `POST /uploads` gives a presigned S3 PUT,
     the client puts the file straight into the bucket, `POST /jobs` names its `items_url`."""
     environment = aws_environment(fanout, f"uploads-{os.getpid()}")
-    bootstrapped = subprocess.run(
-        [sys.executable, "-m", "fanout", "aws", "bootstrap"],
-        env=environment,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    settings = dict(line.split("=", 1) for line in bootstrapped.stdout.splitlines())
+    settings = bootstrap(environment)
     server = fanout.serve(workers=2, env={**environment, **settings, "FANOUT_BACKEND": "aws"})
 
     created = server.client.post("/uploads", json={"format": "csv"})
@@ -115,3 +111,34 @@ def test_a_large_input_goes_through_a_presigned_s3_upload_on_the_aws_backend(
     assert other.status_code == 422
     assert other.json()["errors"][0]["field"] == "items_url"
     assert server.stop() == 0
+
+
+def test_a_fanout_worker_on_the_aws_backend_runs_the_jobs_an_api_only_serve_accepts(
+    fanout: Launcher, receiver: Receiver
+) -> None:
+    """`fanout worker --backend aws` beside a `fanout serve` with no workers (the API alone):
+    the job's chunks are run by the worker process, from SQS, to one signed webhook. The
+    worker is told the backend by its option alone, not FANOUT_BACKEND."""
+    environment = aws_environment(fanout, f"worker-{os.getpid()}")
+    settings = bootstrap(environment)
+    server = fanout.serve(workers=0, env={**environment, **settings, "FANOUT_BACKEND": "aws"})
+    job = server.submit(
+        {
+            "task": "echo",
+            "items": list(range(TOTAL)),
+            "chunk_size": 5,
+            "webhook": {"url": receiver.url},
+        }
+    )
+    assert server.job(job["id"])["counts"]["succeeded"] == 0
+
+    worker = fanout.command(
+        ["worker", "--backend", "aws", "--workers", "1"], {**environment, **settings}
+    )
+
+    payload = the_one_webhook(server, receiver, job["id"], job["webhook"]["secret"], timeout=60)
+    assert payload["type"] == "job.succeeded"
+    assert payload["data"]["counts"]["succeeded"] == TOTAL
+    assert [r["output"] for r in server.results(job["id"])] == list(range(TOTAL))
+    assert f"DynamoDB table {environment['FANOUT_TABLE']}" in worker.output()
+    assert worker.stop() == 0
