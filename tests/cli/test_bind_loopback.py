@@ -24,6 +24,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.e2e.harness import Process
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,14 +102,6 @@ def test_the_address_from_the_environment_is_held_to_the_same_rule(tmp_path: Pat
     assert not (tmp_path / "data").exists()
 
 
-def free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def stop(server: subprocess.Popen[bytes]) -> int:
     if server.poll() is None:
         server.send_signal(signal.SIGINT)
@@ -120,25 +113,19 @@ def stop(server: subprocess.Popen[bytes]) -> int:
         raise
 
 
-# 127.0.0.1 is every other end-to-end test's address.
+# 127.0.0.1 is every end-to-end test's address.
 @pytest.mark.parametrize("host", ["127.0.0.2", "localhost", "::1"])
 def test_without_api_keys_a_loopback_address_is_served(tmp_path: Path, host: str) -> None:
-    port = free_port(host)
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            serve_args(tmp_path / "data", host, port),
-            env=environment(),
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    port_file = tmp_path / "port"
+    args = ["serve", "--host", host, "--port", "0", "--port-file", str(port_file)]
+    args += ["--data-dir", str(tmp_path / "data")]
+    server = Process("fanout serve", args, environment(), tmp_path / "serve.log")
     try:
         address = f"[{host}]" if ":" in host else host
-        with httpx.Client(base_url=f"http://{address}:{port}", timeout=10) as client:
+        url = f"http://{address}:{server.bound_port(port_file)}"
+        with httpx.Client(base_url=url, timeout=10) as client:
 
             def answers() -> bool:
-                assert server.poll() is None, log.read_text()
                 try:
                     return client.get("/healthz").status_code == 200
                 except httpx.TransportError:
@@ -147,9 +134,9 @@ def test_without_api_keys_a_loopback_address_is_served(tmp_path: Path, host: str
             wait_until(answers, DEADLINE, f"fanout serve on {host} to answer")
             assert client.get("/jobs").status_code == 200  # no key asked for: one tenant
     finally:
-        code = stop(server)
+        code = server.stop()
     assert code == 0
-    assert "listens on loopback only" in log.read_text()
+    assert "listens on loopback only" in server.output()
 
 
 def test_with_api_keys_any_address_is_served_and_asks_for_a_key(tmp_path: Path) -> None:
