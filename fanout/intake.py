@@ -16,8 +16,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import msgspec
 from pydantic import ValidationError
-from pydantic_core import from_json, to_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from fanout.errors import InvalidJob
 from fanout.models import ChunkInput
@@ -26,6 +27,10 @@ from fanout.tasks import TaskDef
 BATCH = 1024
 SPOOL_MEMORY = 4 * 1024 * 1024
 MAX_LISTED_ERRORS = 50
+# pydantic_core writes JSON at most 255 levels deep and reads it at most 200 (its recursion
+# limits), and every step after submit reads the items back (chunking, the worker): an item
+# nested too deeply to be read back is refused by index, never accepted to fail later.
+TOO_DEEP = "nested too deeply: arrays and objects at most about 200 levels deep"
 
 
 class Intake:
@@ -83,10 +88,26 @@ class Intake:
             self.errors += item_errors(error, self.total)[:room]
         else:
             if not self.errors:  # once one item is bad, the rest are only checked
-                encoded = adapter.dump_json(valid)
-                self._spool.write(encoded)
-                self._blocks.append((len(valid), len(encoded)))
+                self._spool_batch(valid)
         self.total += len(batch)
+
+    def _spool_batch(self, valid: list[Any]) -> None:
+        try:
+            encoded = self.task.items_adapter.dump_json(valid)
+        except PydanticSerializationError:
+            deep = [i for i, item in enumerate(valid) if not self._writable(item)]
+            room = MAX_LISTED_ERRORS - len(self.errors)
+            self.errors += [_too_deep(self.total + i) for i in deep or [0]][:room]
+            return
+        self._spool.write(encoded)
+        self._blocks.append((len(valid), len(encoded)))
+
+    def _writable(self, item: Any) -> bool:
+        try:
+            self.task.items_adapter.dump_json([item])
+        except PydanticSerializationError:
+            return False
+        return True
 
     def digest(self) -> str:
         """SHA-256 of the validated items as the task's JSON: the same items, however they
@@ -118,14 +139,14 @@ class Intake:
             if len(encoded) <= max_bytes or count == 1:
                 yield ChunkInput(start, start + count, encoded)
             else:
-                yield from _by_bytes(start, from_json(encoded), max_bytes)
+                yield from _by_bytes(start, _read(encoded, start), max_bytes)
             start += count
 
     def _parsed(self, size: int, max_bytes: int) -> Iterator[ChunkInput]:
         pending: list[Any] = []
         start = 0
         for _, length in self._blocks:
-            pending += from_json(self._spool.read(length))
+            pending += _read(self._spool.read(length), start + len(pending))
             taken = 0
             while len(pending) - taken >= size:
                 yield from _by_bytes(start, pending[taken : taken + size], max_bytes)
@@ -134,6 +155,34 @@ class Intake:
             del pending[:taken]  # once a batch: a chunk of one item must not cost a shift each
         if pending:
             yield from _by_bytes(start, pending, max_bytes)
+
+
+def _read(encoded: bytes, start: int) -> list[Any]:
+    """A spooled array of items, the first at index `start`. Raises InvalidJob naming the
+    items nested too deeply to be read back (written, but past the reading limit)."""
+    try:
+        items: list[Any] = from_json(encoded)
+    except ValueError as error:
+        if "recursion limit" not in str(error):
+            raise
+        found = msgspec.json.decode(encoded)  # reads deeper: only to say which items
+        deep = [start + i for i, item in enumerate(found) if not _readable(item)]
+        raise InvalidJob(
+            "Items nested too deeply", [_too_deep(i) for i in deep[:MAX_LISTED_ERRORS]]
+        ) from error
+    return items
+
+
+def _readable(item: Any) -> bool:
+    try:
+        from_json(to_json([item]))
+    except ValueError:
+        return False
+    return True
+
+
+def _too_deep(index: int) -> dict[str, object]:
+    return {"index": index, "field": f"items[{index}]", "message": TOO_DEEP}
 
 
 def _by_bytes(start: int, items: list[Any], max_bytes: int) -> Iterator[ChunkInput]:
