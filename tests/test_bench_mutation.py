@@ -92,3 +92,35 @@ def test_the_mutated_paths_are_those_the_configuration_names() -> None:
         "fanout/webhooks.py",
         "fanout/backends/sqlite/*",
     ]
+
+
+SOURCE = """
+class Store:
+    def xǁStoreǁcount__mutmut_orig(self, conn, j):
+        return conn.execute("SELECT COUNT(*) FROM chunks WHERE id = ? AND state = 'done'", (j,))
+    def xǁStoreǁcount__mutmut_1(self, conn, j):
+        return conn.execute("select count(*) from chunks where id = ? and state = 'done'", (j,))
+    def xǁStoreǁcount__mutmut_2(self, conn, j):
+        return conn.execute("SELECT COUNT(*) FROM CHUNKS WHERE ID = ? AND STATE = 'DONE'", (j,))
+    def xǁStoreǁcount__mutmut_3(self, conn, j):
+        return conn.execute("SELECT COUNT(*) FROM chunks WHERE id = ? AND state = 'done'", None)
+def x_fail__mutmut_orig(error="reducer is not registered in this process"):
+    raise LookupError(error)
+def x_fail__mutmut_1(error="REDUCER IS NOT REGISTERED IN THIS PROCESS"):
+    raise LookupError(error)
+"""
+
+
+def test_a_mutant_changing_only_the_case_of_sql_text_is_equivalent_and_no_other(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "store.py").write_text(SOURCE)
+    source = mutation.MutantSource(tmp_path / "store.py")
+
+    assert source.sql_case_only("m.store.xǁStoreǁcount__mutmut_1")
+    # Upper case reaches the quoted literal: 'DONE' is another value.
+    assert not source.sql_case_only("m.store.xǁStoreǁcount__mutmut_2")
+    assert not source.sql_case_only("m.store.xǁStoreǁcount__mutmut_3")
+    # An English message holding "IS NOT IN" is not SQL.
+    assert not source.sql_case_only("m.store.x_fail__mutmut_1")
+    assert not source.sql_case_only("m.store.x_gone__mutmut_1")

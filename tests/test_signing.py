@@ -1,0 +1,221 @@
+"""One webhook attempt as a real receiver on loopback sees it (`fanout.webhooks.send`): the
+Standard Webhooks headers and signature, the secret, the request line and Host header, the
+checked address dialled (IPv4, IPv6, TLS with the URL's name), and the attempt's bounds (one
+deadline, a bounded read of the answer).
+
+Written to kill the mutants `python -m bench mutation` found surviving in `fanout/webhooks.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import trustme
+from standardwebhooks import Webhook
+
+from fanout import webhooks
+from fanout.models import DeliveryStatus, EventId, JobId, WebhookEvent
+from fanout.workers.notifier import client as notifier_client
+from tests.webhook_receiver import Answer, Receiver, receiving
+
+SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
+LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+PAYLOAD = b'{"type":"job.succeeded","data":{"id":"job_1","note":"caf\xc3\xa9"}}'
+
+
+def event_to(url: str, secret: str = SECRET) -> WebhookEvent:
+    return WebhookEvent(
+        id=EventId("evt_job_1"),
+        job_id=JobId("job_1"),
+        url=url,
+        secret=secret,
+        payload=PAYLOAD,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=0.0,
+    )
+
+
+def send(
+    event: WebhookEvent,
+    timeout: float = 5.0,
+    limit: int = webhooks.MAX_RESPONSE_BYTES,
+    http: httpx.AsyncClient | None = None,
+) -> webhooks.Attempt:
+    async def attempt() -> webhooks.Attempt:
+        async with http or notifier_client() as client:
+            return await webhooks.send(event, client, LOOPBACK, timeout, limit)
+
+    return asyncio.run(attempt())
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as state:
+        yield state
+
+
+# -- what the receiver gets -----------------------------------------------------------------------
+
+
+def test_the_request_carries_the_standard_webhooks_headers_and_verifies_with_the_secret(
+    receiver: Receiver,
+) -> None:
+    before = int(time.time())
+    attempt = send(event_to(receiver.url + "?source=fanout"))
+    after = int(time.time())
+
+    assert attempt == webhooks.Attempt(200, None, None) and attempt.delivered
+    [request] = receiver.requests
+    assert (request.method, request.path) == ("POST", "/hook?source=fanout")
+    assert request.body == PAYLOAD  # signed and sent byte for byte
+    assert request.headers["webhook-id"] == "evt_job_1"
+    assert before <= int(request.headers["webhook-timestamp"]) <= after
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"] == "fanout-webhooks/1"
+    verified = Webhook(SECRET).verify(request.body, request.headers)
+    assert verified["data"]["note"] == "café"
+
+
+def test_a_signature_made_with_another_secret_does_not_verify(receiver: Receiver) -> None:
+    send(event_to(receiver.url, secret=webhooks.new_secret()))
+
+    [request] = receiver.requests
+    with pytest.raises(Exception, match="signature"):
+        Webhook(SECRET).verify(request.body, request.headers)
+
+
+def test_the_signature_covers_the_sent_timestamp_on_a_host_outside_utc(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signed timestamp is the epoch second sent in `webhook-timestamp` whatever the host's
+    time zone (a naive local time would be signed as if it were UTC: hours off)."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        before = int(time.time())
+        send(event_to(receiver.url))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+    [request] = receiver.requests
+    assert before <= int(request.headers["webhook-timestamp"]) <= before + 60
+    Webhook(SECRET).verify(request.body, request.headers)
+
+
+def test_a_new_secret_is_a_whsec_key_of_random_bytes_the_spec_allows() -> None:
+    """Standard Webhooks: `whsec_` then base64 of a key of 24 to 64 random bytes."""
+    secrets = {webhooks.new_secret() for _ in range(20)}
+
+    assert len(secrets) == 20
+    for secret in secrets:
+        prefix, _, key = secret.partition("_")
+        assert prefix == "whsec" and 24 <= len(base64.b64decode(key, validate=True)) <= 64
+        Webhook(secret).sign("evt_1", datetime.now(UTC), "{}")
+
+
+def test_the_host_header_keeps_the_url_s_host_and_port_but_not_its_credentials(
+    receiver: Receiver,
+) -> None:
+    port = receiver.url.split(":")[2].split("/")[0]
+    url = receiver.url.replace("http://", "http://user:pass@")
+
+    assert send(event_to(url)).delivered
+
+    [request] = receiver.requests
+    assert request.headers["host"] == f"127.0.0.1:{port}"
+    assert "authorization" not in request.headers
+
+
+def test_an_ipv6_receiver_is_dialled_at_its_bracketed_address() -> None:
+    with receiving("::1") as receiver:
+        assert receiver.url.startswith("http://[::1]:")
+        attempt = send(event_to(receiver.url))
+
+    assert attempt.delivered and len(receiver.requests) == 1
+
+
+def test_a_refused_address_names_the_host_in_the_attempt_s_error() -> None:
+    async def attempt() -> webhooks.Attempt:
+        async with notifier_client() as client:
+            return await webhooks.send(event_to("http://localhost:9/hook"), client, [], 5.0)
+
+    refused = asyncio.run(attempt())
+
+    assert refused.status_code is None and refused.retry_after is None
+    assert refused.error is not None and refused.error.startswith("UnsafeURL: localhost resolves")
+
+
+# -- TLS: the checked address is dialled, the URL's name is verified ------------------------------
+
+
+def test_tls_verifies_the_certificate_against_the_url_s_name_though_an_address_is_dialled() -> None:
+    """The certificate names `localhost` only; the connection goes to the checked IP address,
+    with `localhost` as the TLS server name (SNI), so verification passes."""
+    authority = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server)
+    client = ssl.create_default_context()
+    authority.configure_trust(client)
+    first = str(socket.getaddrinfo("localhost", 0)[0][4][0])
+    limits = httpx.Limits(max_keepalive_connections=0)
+
+    with receiving(first, "localhost", tls=server) as receiver:
+        attempt = send(event_to(receiver.url), http=httpx.AsyncClient(verify=client, limits=limits))
+
+    assert attempt == webhooks.Attempt(200, None, None)
+    [request] = receiver.requests
+    assert request.headers["host"] == receiver.url.split("/")[2]
+    Webhook(SECRET).verify(request.body, request.headers)
+
+
+# -- the attempt's bounds -------------------------------------------------------------------------
+
+
+def test_an_answer_longer_than_the_limit_is_cut_off_there_and_counts_as_delivered(
+    receiver: Receiver,
+) -> None:
+    """The receiver announces 10 MB, sends 100 KiB and holds the connection: the read stops at
+    the 64 KiB limit, well before the deadline, and the 200 counts."""
+    receiver.answer = Answer(body=b"x" * 100 * 1024, length=10_000_000, stall=True)
+
+    assert send(event_to(receiver.url), timeout=10.0) == webhooks.Attempt(200, None, None)
+
+
+def test_an_answer_that_reaches_the_limit_exactly_is_read_no_further(receiver: Receiver) -> None:
+    receiver.answer = Answer(body=b"x" * 1000, length=10_000, stall=True)
+
+    assert send(event_to(receiver.url), timeout=10.0, limit=1000).delivered
+
+
+def test_an_answer_one_byte_short_of_the_limit_that_never_ends_runs_out_the_deadline(
+    receiver: Receiver,
+) -> None:
+    receiver.answer = Answer(body=b"x" * 999, length=10_000, stall=True)
+
+    attempt = send(event_to(receiver.url), timeout=0.5, limit=1000)
+
+    assert attempt == webhooks.Attempt(None, "TimeoutError: no complete answer within 0.5 s", None)
+
+
+def test_a_receiver_dripping_its_answer_is_cut_off_at_the_one_deadline(
+    receiver: Receiver,
+) -> None:
+    """A byte every 50 ms never trips a per-read timeout; the deadline over the whole attempt
+    ends it, and the attempt is a timeout, not a delivery."""
+    receiver.answer = Answer(body=b"x" * 60, drip=0.05)
+
+    attempt = send(event_to(receiver.url), timeout=0.5)
+
+    assert attempt == webhooks.Attempt(None, "TimeoutError: no complete answer within 0.5 s", None)
+    assert not attempt.delivered and not attempt.final
