@@ -1,6 +1,8 @@
-"""When a failed attempt is tried again: a webhook's backoff (exponential, full jitter from half
-the base, capped), a receiver's `Retry-After` (seconds or an HTTP-date, in any zone, capped at a
-day), and when to stop (a 2xx, a 410, the last attempt).
+"""When a failed attempt is tried again. An item: a task's `Retry` (its own delay honoured,
+async tasks as sync ones), each retry counted in the chunk's attempts; a chunk lost with its
+worker fails every item with the attempts made. A webhook: its backoff (exponential, full
+jitter from half the base, capped), a receiver's `Retry-After` (seconds or an HTTP-date, in any
+zone, capped at a day), and when to stop (a 2xx, a 410, the last attempt).
 
 Written to kill the mutants `python -m bench mutation` found surviving in the retry paths.
 """
@@ -15,12 +17,56 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+from pydantic_core import from_json, to_json
 
-from fanout import webhooks
+from fanout import Retry, task, tasks, webhooks
 from fanout.models import DeliveryStatus, EventId, JobId, WebhookEvent
+from fanout.runner import RunPolicy, failed_chunk, run_chunk
 from fanout.webhooks import Attempt, next_attempt_at
 from fanout.workers.notifier import client as notifier_client
 from tests.webhook_receiver import Answer, Receiver, receiving
+
+ITEM_POLICY = RunPolicy(max_attempts=3, async_concurrency=10, backoff_base=0.001, backoff_max=0.01)
+TRIES: dict[str, list[float]] = {}
+
+
+@task(name="test_retry_policy_third_time_async")
+async def third_time(item: str) -> str:
+    TRIES.setdefault(item, []).append(time.monotonic())
+    if len(TRIES[item]) < 3:
+        raise Retry("not yet", delay=0.05)
+    return item
+
+
+def test_an_async_task_s_retries_wait_its_delay_and_count_in_the_chunk_s_attempts() -> None:
+    items = [f"{time.time_ns()}-{i}" for i in range(4)]
+    definition = tasks.get_task("test_retry_policy_third_time_async")
+    assert definition is not None
+
+    result = run_chunk(definition, 0, to_json(items), {}, ITEM_POLICY)
+
+    assert (result.succeeded, result.failed) == (4, 0)
+    assert result.attempts == 4 * 3  # each item run three times: usage counts every run
+    for item in items:
+        first, second, third = TRIES[item]
+        # The task asked for 50 ms; the policy's own backoff would wait at most 10.
+        assert second - first >= 0.05 and third - second >= 0.05
+
+
+def test_a_chunk_lost_with_its_worker_fails_every_item_with_the_attempts_made() -> None:
+    result = failed_chunk(10, 14, RuntimeError("the worker died"), 3)
+
+    assert (result.succeeded, result.failed, result.attempts) == (0, 4, 12)
+    outcomes = [from_json(line) for line in result.lines.split(b"\n")]
+    assert outcomes == [
+        {
+            "index": i,
+            "status": "failed",
+            "error": {"type": "RuntimeError", "message": "the worker died", "attempts": 3},
+        }
+        for i in range(10, 14)
+    ]
+
 
 FAILED = Attempt(500, None, None)
 BASE = 10.0
