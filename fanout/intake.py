@@ -16,7 +16,6 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import msgspec
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
@@ -165,15 +164,25 @@ def _read(encoded: bytes, start: int) -> list[Any]:
     except ValueError as error:
         if "recursion limit" not in str(error):
             raise
-        found = msgspec.json.decode(encoded)  # reads deeper: only to say which items
-        deep = [start + i for i, item in enumerate(found) if not _readable(item)]
+        found = _deeply_read(encoded)
+        deep = [start + i for i, item in enumerate(found) if not readable(item)]
         raise InvalidJob(
             "Items nested too deeply", [_too_deep(i) for i in deep[:MAX_LISTED_ERRORS]]
         ) from error
     return items
 
 
-def _readable(item: Any) -> bool:
+def _deeply_read(encoded: bytes) -> list[Any]:
+    """Items too deep for pydantic_core to read, read by msgspec (about 1000 levels deep), only
+    to say which they are; imported here, off the usual path."""
+    import msgspec
+
+    items: list[Any] = msgspec.json.decode(encoded)
+    return items
+
+
+def readable(item: Any) -> bool:
+    """Whether the item, as JSON in a chunk's array, can be read back by pydantic_core."""
     try:
         from_json(to_json([item]))
     except ValueError:

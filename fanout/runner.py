@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import from_json, to_json
+from pydantic_core import to_json
 
+from fanout import intake
 from fanout.errors import Retry, TaskTimeout
 from fanout.models import ChunkResult
 from fanout.tasks import TaskDef
@@ -155,12 +156,24 @@ def _validated(task: TaskDef, items_json: bytes) -> list[Any]:
     except ValidationError:
         adapter = task.items_adapter
         items: list[Any] = []
-        for raw in from_json(items_json):
+        for raw in _read_deep(items_json):
+            if not intake.readable(raw):  # a chunk cut without re-reading its items at submit
+                items.append(_Failure(ValueError(intake.TOO_DEEP), 0))
+                continue
             try:
                 items.append(adapter.validate_python([raw])[0])
             except ValidationError as error:
                 items.append(_Failure(error, 0))
         return items
+
+
+def _read_deep(items_json: bytes) -> list[Any]:
+    """A chunk's items whatever their depth: msgspec reads JSON about 1000 levels deep,
+    pydantic_core 200 (an item deeper than that fails alone, above, not the whole chunk)."""
+    import msgspec
+
+    items: list[Any] = msgspec.json.decode(items_json)
+    return items
 
 
 def run_chunk(

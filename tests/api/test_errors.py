@@ -9,8 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from fanout.service import Fanout
 from fanout.settings import Settings
-from tests.api.conftest import PROBLEM, connect, other_settings
+from tests.api.conftest import PROBLEM, connect, drain, ended, other_settings
+
+JSON = "application/json"
 
 pytestmark = pytest.mark.anyio
 
@@ -269,6 +272,28 @@ async def test_an_item_nested_deeper_than_json_is_read_back_is_a_422_naming_it(
     assert fields(body) == ["items[1]"]
     assert "nested too deeply" in body["errors"][0]["message"]
     assert await no_jobs(client)
+
+
+async def test_a_too_deep_item_in_chunks_of_1024_items_fails_alone_and_the_job_ends(
+    client: httpx.AsyncClient, service: Fanout
+) -> None:
+    """Chunks of whole intake batches (1024 items) are cut without re-reading their items, so
+    there a too-deep item is accepted: it fails alone when its chunk runs, the rest run, and
+    the job ends (before, the whole chunk failed to be read, again and again)."""
+    nested = ("[" * 220 + "]" * 220).encode()
+    items = b",".join([b"1"] * 5 + [nested] + [b"2"] * 2042)
+    content = b'{"task": "echo", "chunk_size": 1024, "items": [' + items + b"]}"
+    created = await client.post("/jobs", content=content, headers={"content-type": JSON})
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+
+    await drain(service, ended(service, job_id))
+
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert (job["counts"]["succeeded"], job["counts"]["failed"]) == (2047, 1)
+    failed = (await client.get(f"/jobs/{job_id}/results", params={"status": "failed"})).json()
+    [item] = failed["items"]
+    assert item["index"] == 5 and "nested too deeply" in item["error"]["message"]
 
 
 async def test_a_body_nested_thousands_deep_is_a_400_saying_so(client: httpx.AsyncClient) -> None:
