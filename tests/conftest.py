@@ -1,7 +1,10 @@
-"""Fixtures shared by every test: fresh settings on a temporary data directory."""
+"""Fixtures shared by every test: fresh settings on a temporary data directory. And CI's rule:
+under CI (`tests.contract.support.in_ci`) no test may skip, so a skip is reported as a failure,
+whatever skipped it (a fixture's missing part, a `skipif`, an `importorskip` at import)."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
+from tests.contract.support import in_ci
 
 
 @pytest.fixture
@@ -27,3 +31,31 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def service(settings: Settings) -> Fanout:
     return build(settings)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        _fail_the_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    if in_ci() and report.skipped:
+        _fail_the_skip(report)
+    return report
+
+
+def _fail_the_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    # A skip's longrepr is (file, line, "Skipped: <reason>").
+    where = report.longrepr
+    reason = (where[2] if isinstance(where, tuple) else str(where)).removeprefix("Skipped: ")
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI, where every test must run: {reason}"

@@ -6,7 +6,6 @@ server), with the queue driven by hand in this process: receive, then `process` 
 
 from __future__ import annotations
 
-import os
 import random
 import time
 import uuid
@@ -24,7 +23,7 @@ from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
 from tests.aws.moto import fresh_settings
-from tests.contract.support import BackendUnavailable, echoed, record
+from tests.contract.support import BackendUnavailable, echoed, record, unavailable
 from tests.waiting import wait_until
 
 TENANT = TenantId("tenant-a")
@@ -66,9 +65,7 @@ def make_service(request: pytest.FixtureRequest, settings: Settings) -> MakeServ
     try:
         aws, clients = fresh_settings(settings.model_copy(update={"max_receive_count": 3}))
     except BackendUnavailable as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"the aws backend is unavailable: {error}")
+        unavailable("the aws backend", error)
     return lambda **overrides: build(aws.model_copy(update=overrides), clients)
 
 

@@ -8,7 +8,6 @@ laptop and fail under CI.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +16,7 @@ from fanout import wiring
 from fanout.service import Backend
 from fanout.settings import Settings
 from tests.aws.moto import moto_backend
-from tests.contract.support import MAX_RECEIVE_COUNT, BackendUnavailable
+from tests.contract.support import MAX_RECEIVE_COUNT, BackendUnavailable, unavailable
 
 BACKENDS: dict[str, Callable[[Settings], Backend]] = {
     "sqlite": wiring.sqlite_backend,
@@ -30,9 +29,7 @@ def backend(request: pytest.FixtureRequest, settings: Settings) -> Backend:
     try:
         return BACKENDS[request.param](settings)
     except BackendUnavailable as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"the {request.param} backend is unavailable: {error}")
+        unavailable(f"the {request.param} backend", error)
 
 
 @pytest.fixture

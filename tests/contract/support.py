@@ -1,9 +1,14 @@
-"""What the contract tests share: jobs built as `Fanout.submit` stores them, and constants."""
+"""What the contract tests share: jobs built as `Fanout.submit` stores them, constants, and the
+rule for a part a test needs that cannot start (the moto server): skipped on a laptop, a failure
+in CI."""
 
 from __future__ import annotations
 
+import os
 import time
+from typing import NoReturn
 
+import pytest
 from pydantic_core import to_json
 
 from fanout.models import (
@@ -26,6 +31,21 @@ OTHER_TENANT = TenantId("tenant-b")
 
 class BackendUnavailable(Exception):
     """A backend's service (an emulator, a cloud account) cannot be reached."""
+
+
+def in_ci() -> bool:
+    """This run is CI's: `CI` is set and not false. `.ci/run` exports CI=true, as GitHub
+    Actions, GitLab CI and most CI platforms do; there no test may skip (tests/conftest.py
+    turns any skip into a failure)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(part: str, error: Exception) -> NoReturn:
+    """`part` (e.g. "the moto server") cannot start: skip the test on a laptop, where an
+    optional part may be missing; fail it in CI, where everything must run."""
+    if in_ci():
+        pytest.fail(f"{part} is unavailable, and CI={os.environ['CI']!r} runs every test: {error}")
+    pytest.skip(f"{part} is unavailable: {error}")
 
 
 def new_job(
