@@ -7,6 +7,7 @@ Each event goes through JSON, as Lambda's does: no datetime or bytes reaches a h
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -104,6 +105,26 @@ def s3_event(s3: Any, bucket: str, key: str) -> Event:
         },
     }
     return as_lambda_sends({"Records": [record]})
+
+
+_sequencers = itertools.count(0x62E99A88DC407460)
+
+
+def s3_notification(sqs: Any, queue_url: str) -> Event:
+    """The notification S3 sent to the queue for the latest object created (S3 hands Lambda the
+    same JSON), taken off the queue. The emulator sends it as the PUT completes, so it is there
+    now. moto leaves out `sequencer`, which S3 sets on every ObjectCreated record
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html)
+    and ingest keys its dedupe on: a growing one is added where missing, as a later PUT's is."""
+    for _ in range(10):  # S3's s3:TestEvent, sent when the notification is configured, first
+        [message] = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)["Messages"]
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        event: Event = json.loads(message["Body"])
+        if "Records" in event:
+            for record in event["Records"]:
+                record["s3"]["object"].setdefault("sequencer", f"{next(_sequencers):018X}")
+            return event
+    raise AssertionError(f"no ObjectCreated notification on {queue_url}")
 
 
 def acknowledge(sqs: Any, queue_url: str, event: Event, response: Mapping[str, Any] | None) -> None:

@@ -1,12 +1,13 @@
 """The Lambda entry points, fed the events Lambda sends (API Gateway HTTP API v2, Function URL,
 SQS batch, DynamoDB stream batch, S3 notification), on the embedded backend: what is tested here
-is the translation of each event into service calls and back."""
+is the translation of each event into service calls and back. The parts outside the service are
+real: input files are objects in a bucket on the moto server, read back through boto3, and their
+events the notifications S3 sent for them; webhooks go to a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from mangum import Mangum
 from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
@@ -23,6 +23,10 @@ from fanout.models import Delivery, DeliveryStatus, Job, JobId, JobStatus, Tenan
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.workers import lambda_handlers
+from tests.aws import moto
+from tests.aws.lambda_events import s3_notification
+from tests.contract.support import BackendUnavailable, unavailable
+from tests.e2e.harness import Received, Receiver, verified
 
 TENANT = TenantId("default")
 Event = dict[str, Any]
@@ -99,26 +103,6 @@ def chunk_message(delivery: Delivery) -> Event:
     return sqs_record(body, delivery.receipt, delivery.receive_count)
 
 
-def s3_event(bucket: str, key: str, sequencer: str = "0062E99A88DC407460") -> Event:
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventTime": "2026-11-27T03:00:00.000Z",
-                "eventName": "ObjectCreated:Put",
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "fanout-input",
-                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": key, "size": 10, "eTag": "abc", "sequencer": sequencer},
-                },
-            }
-        ]
-    }
-
-
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -131,6 +115,18 @@ def submit(service: Fanout, items: list[Any], chunk_size: int = 2) -> Job:
 
 def received(service: Fanout) -> list[Delivery]:
     return service.backend.queue.receive(10, service.settings.visibility_timeout)
+
+
+def run_to_the_end(service: Fanout, job: Job) -> list[bytes]:
+    """Run every chunk message through the chunk worker; the job's result lines."""
+    for _ in range(job.total + 1):  # a chunk per item at most, then the empty queue
+        deliveries = received(service)
+        if not deliveries:
+            break
+        lambda_handlers.handle_chunks(service, {"Records": [chunk_message(d) for d in deliveries]})
+    done = service.get(job.tenant, job.id)
+    assert done.status is JobStatus.SUCCEEDED, done
+    return list(service.result_lines(done, 0, None))
 
 
 @dataclass
@@ -282,21 +278,15 @@ def test_a_dead_lettered_single_item_fails_that_item_only(service: Fanout) -> No
 # -- SQS: webhook notifications -------------------------------------------------------------------
 
 
-def finished_job_with_webhook(service: Fanout) -> Job:
-    request = JobRequest(
-        task="echo", items=[1], params={}, webhook_url="http://127.0.0.1:9/hook", chunk_size=1
-    )
-    job, _ = service.submit(TENANT, request)
+def finished_job_with_webhook(service: Fanout, url: str) -> tuple[Job, str]:
+    """A job of one item, run by the chunk worker, whose webhook to `url` is now due; and the
+    secret its webhooks are signed with."""
+    request = JobRequest(task="echo", items=[1], params={}, webhook_url=url, chunk_size=1)
+    job, secret = service.submit(TENANT, request)
     lambda_handlers.handle_chunks(service, {"Records": [chunk_message(received(service)[0])]})
-    return job
-
-
-def receiver(status: int, seen: list[httpx.Request]) -> httpx.MockTransport:
-    def respond(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(status)
-
-    return httpx.MockTransport(respond)
+    assert service.get(TENANT, job.id).status is JobStatus.SUCCEEDED
+    assert secret is not None
+    return job, secret
 
 
 def notice(job: Job) -> Event:
@@ -304,63 +294,102 @@ def notice(job: Job) -> Event:
     return sqs_record(json.dumps({"event_id": f"evt_{job.id}", "job_id": job.id}), "n-1")
 
 
-def test_a_notice_delivers_its_webhook_once_however_often_it_comes(service: Fanout) -> None:
-    job = finished_job_with_webhook(service)
-    seen: list[httpx.Request] = []
+def the_completion(received: Received, job: Job, secret: str) -> None:
+    """`received` is the job's completion webhook: signed with its secret, under the event's id,
+    reporting its end and counts."""
+    payload = verified(received, secret)
+    assert (received.path, received.headers["webhook-id"]) == ("/hook", f"evt_{job.id}")
+    assert payload["data"]["id"] == job.id
+    assert (payload["data"]["status"], payload["data"]["counts"]["succeeded"]) == ("succeeded", 1)
+
+
+def test_a_notice_delivers_its_webhook_once_however_often_it_comes(
+    service: Fanout, receiver: Receiver
+) -> None:
+    job, secret = finished_job_with_webhook(service, receiver.url)
     bell = {"Records": [notice(job)]}
-    transport = receiver(204, seen)
-    once = lambda_handlers.handle_notifications(service, bell, transport)
-    again = lambda_handlers.handle_notifications(service, bell, transport)
+    once = lambda_handlers.handle_notifications(service, bell)
+    again = lambda_handlers.handle_notifications(service, bell)
     assert once == again == {"batchItemFailures": []}
-    assert [r.headers["webhook-id"] for r in seen] == [f"evt_{job.id}"]
+    [delivered] = receiver.deliveries()
+    the_completion(delivered, job, secret)
+    event = service.get(TENANT, job.id).event
+    assert event is not None
+    assert (event.status, event.attempts) == (DeliveryStatus.DELIVERED, 1)
 
 
 def test_a_notice_whose_webhook_fails_records_the_attempt_and_leaves_the_event_pending(
-    service: Fanout,
+    service: Fanout, receiver: Receiver
 ) -> None:
-    job = finished_job_with_webhook(service)
-    seen: list[httpx.Request] = []
-    response = lambda_handlers.handle_notifications(
-        service, {"Records": [notice(job)]}, receiver(503, seen)
-    )
+    job, secret = finished_job_with_webhook(service, receiver.url)
+    receiver.answers.append(503)
+    response = lambda_handlers.handle_notifications(service, {"Records": [notice(job)]})
     assert response == {"batchItemFailures": []}
+    [refused] = receiver.deliveries()
+    the_completion(refused, job, secret)
     event = service.get(TENANT, job.id).event
     assert event is not None
-    assert (event.status, event.attempts, len(seen)) == (DeliveryStatus.PENDING, 1, 1)
+    assert (event.status, event.attempts) == (DeliveryStatus.PENDING, 1)
 
 
-def test_a_message_that_is_not_a_notice_is_reported_for_redelivery(service: Fanout) -> None:
-    finished_job_with_webhook(service)
+def test_a_message_that_is_not_a_notice_is_reported_for_redelivery(
+    service: Fanout, receiver: Receiver
+) -> None:
+    job, _ = finished_job_with_webhook(service, receiver.url)
     record = sqs_record('{"job_id": "x"}', "n-1")
-    response = lambda_handlers.handle_notifications(
-        service, {"Records": [record]}, receiver(204, [])
-    )
+    response = lambda_handlers.handle_notifications(service, {"Records": [record]})
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert receiver.deliveries() == []
+    event = service.get(TENANT, job.id).event
+    assert event is not None and event.attempts == 0
 
 
-def test_the_schedule_delivers_webhooks_that_came_due(service: Fanout) -> None:
-    job = finished_job_with_webhook(service)
-    seen: list[httpx.Request] = []
+def test_the_schedule_delivers_webhooks_that_came_due(service: Fanout, receiver: Receiver) -> None:
+    job, secret = finished_job_with_webhook(service, receiver.url)
     scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
-    assert lambda_handlers.handle_notifications(service, scheduled, receiver(200, seen)) is None
-    assert [r.headers["webhook-id"] for r in seen] == [f"evt_{job.id}"]
+    assert lambda_handlers.handle_notifications(service, scheduled) is None
+    [delivered] = receiver.deliveries()
+    the_completion(delivered, job, secret)
+    assert lambda_handlers.handle_notifications(service, scheduled) is None
+    assert len(receiver.deliveries()) == 1, "the sweep delivered a delivered webhook again"
 
 
 # -- S3 input files -------------------------------------------------------------------------------
 
 
-class Bucket:
-    """The part of an S3 client's `get_object` the ingest reads: body and metadata."""
+@dataclass
+class Inbox:
+    """A bucket on the moto server that notifies a queue of each object created under `jobs/`,
+    as the template's bucket notifies the ingest function (whose event is the same JSON)."""
 
-    def __init__(self) -> None:
-        self.objects: dict[str, tuple[bytes, dict[str, str]]] = {}
+    s3: Any
+    sqs: Any
+    bucket: str
+    queue_url: str
 
-    def put(self, key: str, body: bytes, **metadata: str) -> None:
-        self.objects[key] = (body, metadata)
+    def put(self, key: str, body: bytes, **metadata: str) -> Event:
+        """Put an object; the ObjectCreated notification S3 sent for it."""
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata=metadata)
+        return s3_notification(self.sqs, self.queue_url)
 
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        body, metadata = self.objects[Key]
-        return {"Body": io.BytesIO(body), "Metadata": metadata, "ETag": f'"{len(body)}"'}
+
+@pytest.fixture
+def inbox() -> Inbox:
+    try:
+        s3, sqs = moto.client("s3"), moto.client("sqs")
+    except BackendUnavailable as error:
+        unavailable("the moto server", error)
+    name = f"inbox-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    rule = {"Key": {"FilterRules": [{"Name": "prefix", "Value": "jobs/"}]}}
+    notify = {"QueueArn": arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+    s3.put_bucket_notification_configuration(
+        Bucket=name,
+        NotificationConfiguration={"QueueConfigurations": [{**notify, "Filter": rule}]},
+    )
+    return Inbox(s3, sqs, name, queue_url)
 
 
 @pytest.mark.parametrize(
@@ -372,54 +401,50 @@ class Bucket:
     ],
 )
 def test_an_input_file_under_jobs_task_becomes_a_job_of_its_items(
-    service: Fanout, name: str, content: bytes
+    service: Fanout, inbox: Inbox, name: str, content: bytes
 ) -> None:
-    bucket = Bucket()
-    bucket.put(f"jobs/echo/{name}", content)
-    [job_id] = lambda_handlers.handle_input_files(
-        service, s3_event("in", f"jobs/echo/{name}"), bucket
-    )
+    event = inbox.put(f"jobs/echo/{name}", content)
+    [job_id] = lambda_handlers.handle_input_files(service, event, inbox.s3)
     job = service.get(TENANT, JobId(job_id))
     assert (job.task, job.total) == ("echo", 3)
+    assert [json.loads(line)["output"] for line in run_to_the_end(service, job)] == ["a", "b", "c"]
 
 
 def test_a_csv_file_gives_one_object_per_row_and_metadata_sets_task_tenant_and_options(
-    service: Fanout,
+    service: Fanout, inbox: Inbox
 ) -> None:
-    bucket = Bucket()
     options = json.dumps({"params": {"salt": "s"}, "max_concurrency": 3, "chunk_size": 1})
-    bucket.put(
+    event = inbox.put(
         "jobs/uploads/my file.csv",
         b"\xef\xbb\xbfname,size\nx,1\ny,2\n",
         **{"fanout-task": "echo", "fanout-tenant": "tenant-b", "fanout-options": options},
     )
-    [job_id] = lambda_handlers.handle_input_files(
-        service, s3_event("in", "jobs/uploads/my+file.csv"), bucket
-    )
+    # S3 URL-encodes the key, a space as "+": the ingest decodes it to find the object.
+    assert event["Records"][0]["s3"]["object"]["key"].endswith("my+file.csv")
+    [job_id] = lambda_handlers.handle_input_files(service, event, inbox.s3)
     job = service.get(TenantId("tenant-b"), JobId(job_id))
     assert (job.task, job.total, job.params) == ("echo", 2, {"salt": "s"})
     assert (job.options.max_concurrency, job.options.chunk_size) == (3, 1)
-    while deliveries := received(service):
-        lambda_handlers.handle_chunks(service, {"Records": [chunk_message(d) for d in deliveries]})
-    lines = list(service.result_lines(service.get(TenantId("tenant-b"), JobId(job_id)), 0, None))
+    lines = run_to_the_end(service, job)
     assert [json.loads(line)["output"] for line in lines] == [
         {"name": "x", "size": "1"},
         {"name": "y", "size": "2"},
     ]
 
 
-def test_the_same_s3_event_delivered_twice_creates_one_job(service: Fanout) -> None:
-    bucket = Bucket()
-    bucket.put("jobs/echo/a.json", b"[1]")
-    event = s3_event("in", "jobs/echo/a.json")
-    first = lambda_handlers.handle_input_files(service, event, bucket)
-    again = lambda_handlers.handle_input_files(service, event, bucket)
+def test_the_same_s3_event_delivered_twice_creates_one_job_and_a_later_put_another(
+    service: Fanout, inbox: Inbox
+) -> None:
+    event = inbox.put("jobs/echo/a.json", b"[1]")
+    first = lambda_handlers.handle_input_files(service, event, inbox.s3)
+    again = lambda_handlers.handle_input_files(service, event, inbox.s3)
     assert first == again
     assert len(service.list(TENANT, None, None, 100).items) == 1
-    later_put = lambda_handlers.handle_input_files(
-        service, s3_event("in", "jobs/echo/a.json", sequencer="0062E99A88DC407999"), bucket
-    )
-    assert later_put != first
+    later_put = inbox.put("jobs/echo/a.json", b"[1, 2]")
+    [later] = lambda_handlers.handle_input_files(service, later_put, inbox.s3)
+    assert later not in first
+    assert service.get(TENANT, JobId(later)).total == 2
+    assert len(service.list(TENANT, None, None, 100).items) == 2
 
 
 @pytest.mark.parametrize(
@@ -450,11 +475,10 @@ def test_the_same_s3_event_delivered_twice_creates_one_job(service: Fanout) -> N
     ],
 )
 def test_a_file_that_cannot_become_a_job_is_skipped_not_retried(
-    service: Fanout, key: str, content: bytes, metadata: dict[str, str]
+    service: Fanout, inbox: Inbox, key: str, content: bytes, metadata: dict[str, str]
 ) -> None:
-    bucket = Bucket()
-    bucket.put(key, content, **metadata)
-    assert lambda_handlers.handle_input_files(service, s3_event("in", key), bucket) == []
+    event = inbox.put(key, content, **metadata)
+    assert lambda_handlers.handle_input_files(service, event, inbox.s3) == []
     assert service.list(TENANT, None, None, 100).items == []
 
 
@@ -465,6 +489,19 @@ def test_an_embedded_backend_counts_at_record_time_so_a_stream_batch_is_a_no_op(
     service: Fanout,
 ) -> None:
     job = submit(service, [1, 2], chunk_size=2)
-    record = {"eventName": "INSERT", "dynamodb": {"Keys": {"pk": {"S": "x"}, "sk": {"S": "y"}}}}
-    lambda_handlers.handle_stream(service, {"Records": [record]})
-    assert service.get(TENANT, job.id).succeeded == 0
+    [line_1, line_2] = run_to_the_end(service, job)
+    counted = service.get(TENANT, job.id)
+    assert (counted.succeeded, counted.failed) == (2, 0)
+    # What DynamoDB's stream would carry for that chunk's result: counting it again here would
+    # make 4 of 2, or finalize the job a second time.
+    record = {
+        "eventName": "INSERT",
+        "dynamodb": {
+            "Keys": {"pk": {"S": f"JOB#{job.id}"}, "sk": {"S": "RESULT#0000000000#0000000002"}}
+        },
+    }
+    lambda_handlers.handle_stream(service, {"Records": [record, record]})
+    after = service.get(TENANT, job.id)
+    assert (after.status, after.succeeded, after.failed) == (JobStatus.SUCCEEDED, 2, 0)
+    assert after.event == counted.event
+    assert list(service.result_lines(after, 0, None)) == [line_1, line_2]
