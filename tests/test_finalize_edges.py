@@ -9,13 +9,15 @@ and delivery-claim paths.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from fanout import reducer, tasks
+from fanout import reducer, task, tasks
 from fanout.models import ChunkRef, Delivery, Job, JobStatus, TenantId
 from fanout.service import Fanout, JobRequest
+from fanout.service.delivering import CLAIM_MARGIN
 from fanout.settings import Settings
 from fanout.wiring import build
 from fanout.workers import chunk_worker
@@ -23,6 +25,13 @@ from fanout.workers import chunk_worker
 TENANT = TenantId("tenant-a")
 HOOK = "http://127.0.0.1:9/hook"
 GONE = "test_finalize_edges_gone"
+
+
+@task(name="test_finalize_edges_positive", max_attempts=1)
+def positive(item: int) -> int:
+    if item < 0:
+        raise ValueError(f"item {item} is negative")
+    return item
 
 
 @reducer(name="test_finalize_edges_collect")
@@ -35,8 +44,8 @@ def gone(outputs: list[Any]) -> Any:
     return len(outputs)
 
 
-def submit(service: Fanout, items: list[Any], **options: Any) -> Job:
-    job, _ = service.submit(TENANT, JobRequest(task="echo", items=items, params={}, **options))
+def submit(service: Fanout, items: list[Any], task: str = "echo", **options: Any) -> Job:
+    job, _ = service.submit(TENANT, JobRequest(task=task, items=items, params={}, **options))
     return job
 
 
@@ -114,15 +123,62 @@ def test_a_dead_letter_is_split_into_two_halves_and_leaves_the_dead_letters(
 # -- the completion event -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("timeout", [0.5, 10.0])
 def test_a_finished_job_s_event_is_due_at_once_and_claimed_by_one_deliverer_only(
-    service: Fanout, settings: Settings
+    settings: Settings, timeout: float
 ) -> None:
+    """Its claim lasts an attempt (the webhook timeout) and more; meanwhile no deliverer, here or
+    in another server on the same data, gets the event, however short the timeout."""
+    service = build(settings.model_copy(update={"webhook_timeout": timeout}))
     job = run_to_end(service, submit(service, [1, 2], webhook_url=HOOK))
     other_server = build(settings)
+    before = time.time()
 
     [event] = service.due_events()
 
     assert event.id == f"evt_{job.id}" and event.url == HOOK
-    # Its claim lasts an attempt and more; meanwhile no deliverer, here or elsewhere, gets it.
+    assert event.next_attempt_at >= before + timeout + CLAIM_MARGIN
     assert service.due_events() == []
     assert other_server.due_events() == []
+
+
+def test_a_claim_with_less_than_an_attempt_left_is_renewed_before_the_attempt(
+    settings: Settings,
+) -> None:
+    """Claimed by a deliverer with a 2 s webhook timeout (an 11 s lease), then confirmed before
+    sending by one with a 10 s timeout: less than its attempt (and the margin) is left, so the
+    claim is renewed, and the renewed lease is the one stored."""
+    short = build(settings.model_copy(update={"webhook_timeout": 2.0}))
+    long = build(settings.model_copy(update={"webhook_timeout": 10.0}))
+    run_to_end(short, submit(short, [1], webhook_url=HOOK))
+    [claimed] = short.due_events()
+    before = time.time()
+
+    renewed = long.confirm_claim(claimed)
+
+    assert renewed is not None and renewed.id == claimed.id
+    assert renewed.next_attempt_at >= before + 10.0 + CLAIM_MARGIN > claimed.next_attempt_at
+    # The old lease is no longer the claim: confirming it again finds it taken.
+    assert long.confirm_claim(claimed) is None
+    assert long.confirm_claim(renewed) == renewed
+
+
+def test_a_claim_with_an_attempt_s_time_left_is_kept_as_it_is(settings: Settings) -> None:
+    service = build(settings.model_copy(update={"webhook_timeout": 2.0}))
+    run_to_end(service, submit(service, [1], webhook_url=HOOK))
+    [claimed] = service.due_events()
+
+    assert service.confirm_claim(claimed) == claimed
+
+
+def test_each_run_of_a_redriven_job_ends_with_a_completion_event_of_its_own(
+    service: Fanout,
+) -> None:
+    job = submit(service, [1, -2, 3], task="test_finalize_edges_positive", webhook_url=HOOK)
+    first = run_to_end(service, job).event
+    service.redrive(TENANT, job.id)
+
+    second = run_to_end(service, job).event
+
+    assert first is not None and second is not None
+    assert (first.id, second.id) == (f"evt_{job.id}", f"evt_{job.id}_1")
