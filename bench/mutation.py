@@ -246,6 +246,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="retest the mutants that survived the last run (of those NAMES match), as after "
         "new tests: mutmut keeps a verdict until its code changes",
     )
+    parser.add_argument(
+        "--again", action="store_true", help="retest the mutants NAMES match even with a verdict"
+    )
     parser.add_argument("--max-children", type=int, default=2, help="parallel test processes")
     parser.add_argument(
         "--report-only", action="store_true", help="print the last run's figures, run nothing"
@@ -262,7 +265,13 @@ def run(args: argparse.Namespace) -> int:
         names = _survivors(read_modules(ROOT / "mutants", patterns, equivalent), names)
         if not names:
             print("no surviving mutants to retest", file=sys.stderr)
-    if not args.report_only and (names or not args.survivors):
+    elif names and not args.again and (ROOT / "mutants").exists():
+        # mutmut retests every mutant a name on its command line matches, verdict or not:
+        # name only those without one, so an interrupted run resumes where it stopped.
+        names = _unjudged(ROOT / "mutants", names)
+        if not names:
+            print("every mutant those names match has a verdict (--again retests)", file=sys.stderr)
+    if not args.report_only and (names or not (args.survivors or args.names)):
         command = ["mutmut", "run", "--max-children", str(args.max_children), *names]
         ran = subprocess.run(command, stdout=sys.stderr, check=False)
         if ran.returncode != 0:
@@ -288,6 +297,16 @@ def _survivors(modules: list[Module], names: list[str]) -> list[str]:
     """The surviving mutants' names, those `names` match if any are given."""
     alive = [survivor.partition(" ")[0] for m in modules for survivor in m.survivors]
     return [n for n in alive if not names or any(fnmatch(n, glob) for glob in names)]
+
+
+def _unjudged(mutants: Path, globs: list[str]) -> list[str]:
+    """The mutants `globs` match that have no verdict yet."""
+    found = []
+    for meta in mutants.rglob("*.py.meta"):
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            if code is None and any(fnmatch(name, glob) for glob in globs):
+                found.append(name)
+    return sorted(found, key=_natural)
 
 
 def _patterns() -> list[str]:
