@@ -1,7 +1,8 @@
 """The end of a job and the way to it, through `fanout.service.Fanout` on SQLite with the queue
 driven by hand: a reducer over every output in input order, a reducer the finalizing process
 lacks, a chunk that killed its workers split into exact halves and gone from the dead letters,
-and the completion event due at once and claimed by one deliverer only.
+the completion event due at once and claimed by one deliverer only, and the deliveries a worker
+records, extends, hands back or loses with its lease.
 
 Written to kill the mutants `python -m bench mutation` found surviving in the finalize, fan-in
 and delivery-claim paths.
@@ -72,6 +73,12 @@ def test_a_reducer_gets_every_output_in_input_order_from_chunks_of_one_item(
     assert done.reduce_value == [10, 20, 30, 40, 50]
 
 
+def test_a_job_without_a_reducer_ends_with_no_result_value(service: Fanout) -> None:
+    done = run_to_end(service, submit(service, [1, 2]))
+
+    assert (done.status, done.reduce_value, done.error) == (JobStatus.SUCCEEDED, None, None)
+
+
 def test_a_reducer_missing_from_the_finalizing_process_fails_the_job_and_says_why(
     service: Fanout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,14 +98,19 @@ def test_a_reducer_missing_from_the_finalizing_process_fails_the_job_and_says_wh
 # -- fan-in: a chunk that kills its workers -------------------------------------------------------
 
 
+def at_once(settings: Settings) -> Fanout:
+    """A service whose deliveries are visible again at once (a visibility timeout of 0), so
+    what is left in the queue after a step shows on the next receive."""
+    return build(settings.model_copy(update={"visibility_timeout": 0.0}))
+
+
 def dead_letter(service: Fanout, job: Job) -> Delivery:
     """The job's one chunk, received until the queue gives up on it (its worker died every
     time: never recorded, never deleted), then received from the dead letters."""
-    queue = service.backend.queue
     for _ in range(service.settings.max_receive_count + 1):
-        if not queue.receive(1, 0.0, "dying-worker"):
+        if not service.receive("dying-worker"):
             break
-    [dead] = queue.receive_dead(1, 0.0, "bisector")
+    [dead] = service.receive_dead_letters("bisector")
     assert dead.chunk == ChunkRef(job.id, 0, job.total)
     return dead
 
@@ -107,8 +119,9 @@ def dead_letter(service: Fanout, job: Job) -> Delivery:
     ("size", "halves"), [(2, [(0, 1), (1, 2)]), (4, [(0, 2), (2, 4)]), (5, [(0, 2), (2, 5)])]
 )
 def test_a_dead_letter_is_split_into_two_halves_and_leaves_the_dead_letters(
-    service: Fanout, size: int, halves: list[tuple[int, int]]
+    settings: Settings, size: int, halves: list[tuple[int, int]]
 ) -> None:
+    service = at_once(settings)
     job = submit(service, list(range(size)), chunk_size=size)
     dead = dead_letter(service, job)
 
@@ -116,8 +129,8 @@ def test_a_dead_letter_is_split_into_two_halves_and_leaves_the_dead_letters(
 
     queued = service.backend.queue.receive(10, 60.0, "worker")
     assert sorted((d.chunk.start, d.chunk.end) for d in queued) == halves
-    # Visible again at once were it still there (received with no visibility timeout above).
-    assert service.backend.queue.receive_dead(10, 0.0, "bisector") == []
+    # Visible again at once were it still there.
+    assert service.receive_dead_letters("bisector") == []
 
 
 # -- the completion event -------------------------------------------------------------------------
@@ -182,3 +195,65 @@ def test_each_run_of_a_redriven_job_ends_with_a_completion_event_of_its_own(
 
     assert first is not None and second is not None
     assert (first.id, second.id) == (f"evt_{job.id}", f"evt_{job.id}_1")
+
+
+# -- the queue's deliveries and the workers' leases -----------------------------------------------
+
+
+def test_a_recorded_chunk_s_message_leaves_the_queue_with_the_record(settings: Settings) -> None:
+    service = at_once(settings)
+    job = submit(service, [1, 2, 3, 4], chunk_size=2, max_concurrency=1)
+    [first] = service.receive("worker")
+
+    service.process(first)
+
+    # The next chunk is released; the recorded one's message is gone, not merely hidden.
+    assert [d.chunk for d in service.receive("worker")] == [ChunkRef(job.id, 2, 4)]
+
+
+def test_an_extended_delivery_stays_hidden_for_another_visibility_timeout(
+    settings: Settings,
+) -> None:
+    service = at_once(settings)
+    submit(service, [1])
+    [delivery] = service.receive("worker")
+
+    build(settings).extend(delivery)  # a 60 s visibility timeout
+
+    assert service.receive("another") == []
+
+
+def test_a_delivery_handed_back_is_visible_again_at_once(settings: Settings) -> None:
+    service = build(settings)
+    job = submit(service, [1])
+    [delivery] = service.receive("worker")
+    assert service.receive("another") == []
+
+    service.hand_back(delivery)
+
+    assert [d.chunk for d in service.receive("another")] == [ChunkRef(job.id, 0, 1)]
+
+
+def test_what_a_dead_worker_held_is_handed_back_at_once(settings: Settings) -> None:
+    service = build(settings)
+    job = submit(service, [1])
+    service.receive("dead-worker")
+
+    assert service.reclaim("dead-worker") == 1
+    assert [d.chunk for d in service.receive("another")] == [ChunkRef(job.id, 0, 1)]
+
+
+def test_a_worker_that_heartbeats_keeps_its_chunks_and_a_silent_one_loses_them(
+    settings: Settings,
+) -> None:
+    service = build(settings)
+    alive = submit(service, [1])
+    [kept] = service.receive("alive-worker")
+    silent = submit(service, [2])
+    [lost] = service.receive("silent-worker")
+    service.heartbeat("alive-worker")
+
+    assert service.reclaim() == 1
+
+    assert (kept.chunk.job_id, lost.chunk.job_id) == (alive.id, silent.id)
+    assert [d.chunk for d in service.receive("another", 10)] == [lost.chunk]

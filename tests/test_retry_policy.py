@@ -30,17 +30,25 @@ ITEM_POLICY = RunPolicy(max_attempts=3, async_concurrency=10, backoff_base=0.001
 TRIES: dict[str, list[float]] = {}
 
 
-@task(name="test_retry_policy_third_time_async")
-async def third_time(item: str) -> str:
+def third_time_sync(item: str) -> str:
     TRIES.setdefault(item, []).append(time.monotonic())
     if len(TRIES[item]) < 3:
         raise Retry("not yet", delay=0.05)
     return item
 
 
-def test_an_async_task_s_retries_wait_its_delay_and_count_in_the_chunk_s_attempts() -> None:
-    items = [f"{time.time_ns()}-{i}" for i in range(4)]
-    definition = tasks.get_task("test_retry_policy_third_time_async")
+async def third_time_async(item: str) -> str:
+    return third_time_sync(item)
+
+
+task(name="test_retry_policy_third_time_sync")(third_time_sync)
+task(name="test_retry_policy_third_time_async")(third_time_async)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_task_s_retries_wait_its_delay_and_count_in_the_chunk_s_attempts(kind: str) -> None:
+    items = [f"{kind}-{time.time_ns()}-{i}" for i in range(4)]
+    definition = tasks.get_task(f"test_retry_policy_third_time_{kind}")
     assert definition is not None
 
     result = run_chunk(definition, 0, to_json(items), {}, ITEM_POLICY)
@@ -51,6 +59,30 @@ def test_an_async_task_s_retries_wait_its_delay_and_count_in_the_chunk_s_attempt
         first, second, third = TRIES[item]
         # The task asked for 50 ms; the policy's own backoff would wait at most 10.
         assert second - first >= 0.05 and third - second >= 0.05
+
+
+@task(name="test_retry_policy_async_ints")
+async def async_ints(item: int) -> int:
+    return item * 10
+
+
+def test_an_item_that_no_longer_fits_fails_alone_among_an_async_task_s_outputs() -> None:
+    """Items are checked at submit; a worker whose task changed since fails just the misfits,
+    each other item keeping its own output, in its place."""
+    definition = tasks.get_task("test_retry_policy_async_ints")
+    assert definition is not None
+
+    result = run_chunk(definition, 5, b'[1, "x", 3, {"a": 1}, 5]', {}, ITEM_POLICY)
+
+    outcomes = [from_json(line) for line in result.lines.split(b"\n")]
+    assert [(o["index"], o["status"], o.get("output")) for o in outcomes] == [
+        (5, "succeeded", 10),
+        (6, "failed", None),
+        (7, "succeeded", 30),
+        (8, "failed", None),
+        (9, "succeeded", 50),
+    ]
+    assert outcomes[1]["error"]["attempts"] == 0 and (result.succeeded, result.failed) == (3, 2)
 
 
 def test_a_chunk_lost_with_its_worker_fails_every_item_with_the_attempts_made() -> None:
