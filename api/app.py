@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from msgspec import structs
 from pydantic_core import to_json
 
 from fanout import __version__, readers
@@ -120,7 +120,7 @@ def create_app(
             ) from error
         body = {
             "status": "ready",
-            "backlog": dataclasses.asdict(backlog),
+            "backlog": structs.asdict(backlog),
             # Backpressure: POST /jobs answers 429 while either count is at its bound.
             "backlog_bounds": {
                 "unstarted_chunks": settings.max_unstarted_chunks,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NewType
+
+import msgspec
+from msgspec import field
 
 JobId = NewType("JobId", str)
 TenantId = NewType("TenantId", str)
@@ -40,8 +42,7 @@ class DeliveryStatus(StrEnum):
         return cls.FAILED if next_attempt_at is None else cls.PENDING
 
 
-@dataclass(frozen=True)
-class JobOptions:
+class JobOptions(msgspec.Struct, frozen=True):
     chunk_size: int
     max_concurrency: int
     max_attempts: int
@@ -51,14 +52,12 @@ class JobOptions:
     reduce: str | None = None
 
 
-@dataclass(frozen=True)
-class Webhook:
+class Webhook(msgspec.Struct, frozen=True):
     url: str
     secret: str
 
 
-@dataclass(frozen=True)
-class ChunkRef:
+class ChunkRef(msgspec.Struct, frozen=True):
     """Items `start` (inclusive) to `end` (exclusive) of one job: what a queue message carries."""
 
     job_id: JobId
@@ -70,15 +69,13 @@ class ChunkRef:
         return self.end - self.start
 
 
-@dataclass(frozen=True)
-class ChunkInput:
+class ChunkInput(msgspec.Struct, frozen=True):
     start: int
     end: int
     items_json: bytes
 
 
-@dataclass(frozen=True)
-class ChunkResult:
+class ChunkResult(msgspec.Struct, frozen=True):
     """One outcome line per item, as JSON Lines in input order, with the chunk's tallies and
     what running it used: item attempts (retries included) and seconds of the worker's time."""
 
@@ -92,8 +89,7 @@ class ChunkResult:
     requests: Mapping[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class NewJob:
+class NewJob(msgspec.Struct, frozen=True):
     id: JobId
     tenant: TenantId
     task: str
@@ -106,15 +102,13 @@ class NewJob:
     requests: Mapping[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class DeliveryAttempt:
+class DeliveryAttempt(msgspec.Struct, frozen=True):
     at: float
     status_code: int | None
     error: str | None
 
 
-@dataclass(frozen=True)
-class WebhookEvent:
+class WebhookEvent(msgspec.Struct, frozen=True):
     """One completion event in the outbox; `id` is the Standard Webhooks `webhook-id`."""
 
     id: EventId
@@ -128,8 +122,7 @@ class WebhookEvent:
     history: tuple[DeliveryAttempt, ...] = ()
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(msgspec.Struct, frozen=True):
     """What a job has used so far, recorded with each chunk's result: chunk runs, item attempts
     (retries included), seconds of worker time and, where they are billed by the request (AWS),
     the requests it made by kind (`fanout.pricing.USAGE_PRICES` names the kinds)."""
@@ -140,8 +133,7 @@ class Usage:
     requests: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(msgspec.Struct, frozen=True):
     id: JobId
     tenant: TenantId
     task: str
@@ -178,14 +170,12 @@ class Job:
         return self.total - self.succeeded - self.failed - self.running - self.cancelled
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(msgspec.Struct, frozen=True):
     items: list[Job]
     next_cursor: str | None
 
 
-@dataclass(frozen=True)
-class RecordOutcome:
+class RecordOutcome(msgspec.Struct, frozen=True):
     """What recording a chunk result did: `counted` is False for a repeat or a dead chunk."""
 
     counted: bool
@@ -193,8 +183,7 @@ class RecordOutcome:
     complete: bool = False
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(msgspec.Struct, frozen=True):
     """A received queue message: the chunk, its receipt handle and how often it was received."""
 
     chunk: ChunkRef
@@ -202,16 +191,14 @@ class Delivery:
     receive_count: int
 
 
-@dataclass(frozen=True)
-class Counted:
+class Counted(msgspec.Struct, frozen=True):
     """A chunk result an asynchronous fan-in counted, and what counting it did."""
 
     chunk: ChunkRef
     outcome: RecordOutcome
 
 
-@dataclass(frozen=True)
-class ChangeBatch:
+class ChangeBatch(msgspec.Struct, frozen=True):
     """Change records of one stream shard in stream order, as Lambda's event source would hand
     them over (`records` in the Lambda event's shape); `position` is the last record's."""
 
@@ -220,8 +207,7 @@ class ChangeBatch:
     position: str
 
 
-@dataclass(frozen=True)
-class Notice:
+class Notice(msgspec.Struct, frozen=True):
     """A message on the notify queue: "deliver this completion event". The outbox, not the
     message, holds the event and its attempts; `receipt` is set on received notices."""
 
@@ -230,8 +216,7 @@ class Notice:
     receipt: str = ""
 
 
-@dataclass(frozen=True)
-class Backlog:
+class Backlog(msgspec.Struct, frozen=True):
     """Work waiting: chunks not yet started (released or still held back by their window) and
     webhook events not yet delivered. For backpressure, readiness and metrics."""
 
@@ -239,8 +224,7 @@ class Backlog:
     undelivered_webhooks: int
 
 
-@dataclass(frozen=True)
-class KeyClaim:
+class KeyClaim(msgspec.Struct, frozen=True):
     """What claiming an idempotency key gave: the id of the one job the key stands for and,
     once a request with it has finished, that request's stored response."""
 
@@ -248,8 +232,7 @@ class KeyClaim:
     response: bytes | None = None
 
 
-@dataclass(frozen=True)
-class UploadTarget:
+class UploadTarget(msgspec.Struct, frozen=True):
     """Where to PUT one input file, and how the job then names it: `url` (absolute, or a path
     on this service), the `headers` the PUT must carry, and the job's `items_url`."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import random
 import signal
@@ -14,6 +13,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from msgspec import structs
 from pydantic import ValidationError
 from pydantic_core import to_json
 
@@ -193,7 +193,7 @@ def run_chunk(
         ]
     result = _encode(_dumper(task), start, outputs)
     attempts = len(valid) + tally.retries
-    return dataclasses.replace(result, attempts=attempts, seconds=time.monotonic() - began)
+    return structs.replace(result, attempts=attempts, seconds=time.monotonic() - began)
 
 
 def _dumper(task: TaskDef) -> Callable[[Any], bytes]:
@@ -226,4 +226,4 @@ def _encode(dump: Callable[[Any], bytes], start: int, outputs: list[Any]) -> Chu
 def failed_chunk(start: int, end: int, error: BaseException, attempts: int) -> ChunkResult:
     """Every item of a chunk failed with the same error (a lost worker, an unknown task)."""
     result = _encode(lambda _: b"", start, [_Failure(error, attempts)] * (end - start))
-    return dataclasses.replace(result, attempts=attempts * (end - start))
+    return structs.replace(result, attempts=attempts * (end - start))

@@ -3,9 +3,8 @@ with chunk results recorded by hand so that some are missing (gaps) and pieces f
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+from msgspec import structs
 from pydantic_core import from_json
 
 from fanout import results
@@ -95,7 +94,7 @@ def test_a_page_has_exactly_its_line_limit_wherever_it_cuts_a_chunk(
 
 
 def test_items_of_an_ended_job_without_outcome_read_cancelled(service: Fanout, job: Job) -> None:
-    ended = dataclasses.replace(job, status=JobStatus.CANCELLED)
+    ended = structs.replace(job, status=JobStatus.CANCELLED)
 
     assert parsed(read_all(service, ended, 0, TOTAL, 50)) == expected(ended)
 

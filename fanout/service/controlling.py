@@ -3,8 +3,9 @@ backlog that backpressure and readiness read."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
+
+from msgspec import structs
 
 from fanout.crashpoints import crash_point
 from fanout.errors import JobFinished, Overloaded
@@ -67,9 +68,7 @@ class Controlling(Finishing):
         with self._backlog_lock:
             if self._backlog is not None:
                 at, backlog = self._backlog
-                more = dataclasses.replace(
-                    backlog, unstarted_chunks=backlog.unstarted_chunks + count
-                )
+                more = structs.replace(backlog, unstarted_chunks=backlog.unstarted_chunks + count)
                 self._backlog = (at, more)
 
     def admit(self) -> None:

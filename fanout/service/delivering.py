@@ -4,9 +4,10 @@ and each attempt recorded with the next one scheduled. How an attempt is made is
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
+
+from msgspec import structs
 
 from fanout import metrics, webhooks
 from fanout.models import DeliveryStatus, Notice, WebhookEvent
@@ -49,7 +50,7 @@ class Delivering(ServiceBase):
         # A second of clock skew between hosts, as for notices.
         if not self.backend.outbox.claim_attempt(event, now + 1.0, lease_until):
             return None
-        return dataclasses.replace(event, next_attempt_at=lease_until)
+        return structs.replace(event, next_attempt_at=lease_until)
 
     def confirm_claim(self, event: WebhookEvent) -> WebhookEvent | None:
         """Called just before an attempt of a claimed event is sent: the event, still claimed
@@ -62,7 +63,7 @@ class Delivering(ServiceBase):
         lease_until = now + self._claim_lease()
         if not self.backend.outbox.renew_claim(event, lease_until):
             return None
-        return dataclasses.replace(event, next_attempt_at=lease_until)
+        return structs.replace(event, next_attempt_at=lease_until)
 
     def receive_notices(self, max_messages: int = 10) -> Sequence[Notice]:
         """Notices of events to deliver, where the backend announces them (else none)."""

@@ -3,12 +3,12 @@ the ordered outputs, its final output, and its completion event (stored, then an
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from msgspec import structs
 from pydantic_core import from_json, to_json
 
 from fanout import logs, metrics, tasks
@@ -90,7 +90,7 @@ class Finishing(Reading):
     ) -> bool:
         output = None
         if self.backend.outputs is not None:
-            ended = dataclasses.replace(job, status=status)
+            ended = structs.replace(job, status=status)
             output = self.backend.outputs.write(job.id, self.result_lines(ended, 0, None))
         crash_point("finalize.output")
         now = time.time()
@@ -106,7 +106,7 @@ class Finishing(Reading):
                 attempts=0,
                 next_attempt_at=now,
             )
-            final = dataclasses.replace(
+            final = structs.replace(
                 job,
                 status=status,
                 finished_at=now,
@@ -122,12 +122,12 @@ class Finishing(Reading):
                 "data": public_job(final),
             }
             # A reducer's value can overflow: null in the payload, never Infinity (not JSON).
-            event = dataclasses.replace(event, payload=to_json(payload, inf_nan_mode="null"))
+            event = structs.replace(event, payload=to_json(payload, inf_nan_mode="null"))
         claimed = self.backend.jobs.claim_completion(
             job.id, status, now, value, error, event, requests
         )
         if claimed:
-            logs.job_finished(dataclasses.replace(job, status=status, finished_at=now, running=0))
+            logs.job_finished(structs.replace(job, status=status, finished_at=now, running=0))
             metrics.job_finished(status.value)
         crash_point("finalize.claimed")
         if claimed and event is not None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
+
+from msgspec import structs
 
 from fanout import results
 from fanout.errors import JobNotFound
@@ -24,13 +25,13 @@ class Reading(ServiceBase):
         self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int
     ) -> Page:
         page = self.backend.jobs.list_jobs(tenant, status, cursor, limit)
-        return dataclasses.replace(page, items=[self._with_output(job) for job in page.items])
+        return structs.replace(page, items=[self._with_output(job) for job in page.items])
 
     def _with_output(self, job: Job) -> Job:
         """A terminal job's output location: it was written before the job became terminal."""
         if self.backend.outputs is None or not job.status.terminal:
             return job
-        return dataclasses.replace(job, output=self.backend.outputs.location(job.id))
+        return structs.replace(job, output=self.backend.outputs.location(job.id))
 
     def result_lines(self, job: Job, start: int, limit: int | None) -> Iterator[bytes]:
         """Outcome lines in input order from `start`, `limit` of them (None: to the end). An item

@@ -4,10 +4,11 @@ where recording does not count."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from msgspec import structs
 
 from fanout import metrics, runner, tasks
 from fanout.crashpoints import crash_point
@@ -86,7 +87,7 @@ class Running(Finishing):
                 metrics.chunk_ran(task.name, seconds)
                 if self._times is not None:
                     self._times.observe(task.name, seconds, chunk.size)
-            self._record(delivery, dataclasses.replace(result, requests=requests))
+            self._record(delivery, structs.replace(result, requests=requests))
             return True
         return False
 

@@ -3,9 +3,10 @@ idempotency key), its first window released."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
+
+from msgspec import structs
 
 from fanout import chunking, logs, metrics, tasks, webhooks
 from fanout.crashpoints import crash_point
@@ -94,7 +95,7 @@ class Submitting(TakingIn, Controlling):
             tenant=tenant,
             task=submission.task.name,
             params=request.params,
-            options=dataclasses.replace(options, chunk_size=size),
+            options=structs.replace(options, chunk_size=size),
             webhook=Webhook(request.webhook_url, secret)
             if request.webhook_url and secret
             else None,
@@ -102,9 +103,7 @@ class Submitting(TakingIn, Controlling):
             created_at=time.time(),
         )
         with self._metered() as requests:
-            released = self.backend.jobs.create_job(
-                dataclasses.replace(new, requests=requests), chunks
-            )
+            released = self.backend.jobs.create_job(structs.replace(new, requests=requests), chunks)
         crash_point("submit.stored")
         self._stored_chunks(len(chunks))
         try:

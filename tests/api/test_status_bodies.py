@@ -3,10 +3,9 @@ the same immutable job gives the same bytes; a job that moved is rendered again.
 
 from __future__ import annotations
 
-import dataclasses
-
 import httpx
 import pytest
+from msgspec import structs
 from pydantic_core import from_json
 
 from fanout.api.routes.status import Bodies
@@ -22,7 +21,7 @@ def test_the_same_job_gives_the_same_body_and_a_changed_one_a_new_body(service: 
     bodies = Bodies(limit=1)
 
     first = bodies.of(job)
-    moved = dataclasses.replace(job, status=JobStatus.CANCELLED)
+    moved = structs.replace(job, status=JobStatus.CANCELLED)
 
     assert bodies.of(job) is first
     assert from_json(bodies.of(moved))["status"] == "cancelled"

@@ -3,7 +3,6 @@ for every backend: what each operation promises, also when repeated or raced."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import threading
 import time
@@ -11,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from msgspec import structs
 from pydantic_core import from_json
 
 from fanout.errors import IdempotencyConflict, IdempotencyMismatch, JobExists
@@ -722,17 +722,17 @@ def test_of_two_deliverers_only_one_claims_an_attempt_until_its_lease_runs_out(
 def test_a_claim_is_renewed_only_by_the_deliverer_still_holding_it(backend: Backend) -> None:
     _, event, at = queued_event(backend)
     assert backend.outbox.claim_attempt(event, at + 1, at + 60)
-    held = dataclasses.replace(event, next_attempt_at=at + 60)
+    held = structs.replace(event, next_attempt_at=at + 60)
 
     assert backend.outbox.renew_claim(held, at + 90)
     assert not backend.outbox.renew_claim(held, at + 120)  # that lease is no longer its own
-    renewed = dataclasses.replace(event, next_attempt_at=at + 90)
+    renewed = structs.replace(event, next_attempt_at=at + 90)
     # The lease ran out and another deliverer claimed the attempt: the first has lost it.
     [again] = backend.outbox.due_events(at + 91, 10)
     assert backend.outbox.claim_attempt(again, at + 91, at + 150)
     assert not backend.outbox.renew_claim(renewed, at + 200)
     # Once the attempt is recorded, nobody's claim on it can be renewed.
-    taken = dataclasses.replace(event, next_attempt_at=at + 150)
+    taken = structs.replace(event, next_attempt_at=at + 150)
     backend.outbox.record_attempt(event.id, at + 92, 503, None, at + 300, False)
     assert not backend.outbox.renew_claim(taken, at + 400)
 

@@ -5,10 +5,10 @@ backlog."""
 from __future__ import annotations
 
 import array
-import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 
+from msgspec import structs
 from pydantic_core import from_json, to_json
 
 from fanout.backends.aws.job_items import (
@@ -54,7 +54,7 @@ class DynamoJobs(DynamoWindow):
             "active": "1",
             "params": to_json(job.params).decode(),
             "options": to_json(
-                {k: v for k, v in dataclasses.asdict(job.options).items() if k != "max_concurrency"}
+                {k: v for k, v in structs.asdict(job.options).items() if k != "max_concurrency"}
             ).decode(),
             "max_concurrency": job.options.max_concurrency,
             "total": job.total,

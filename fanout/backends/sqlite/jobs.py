@@ -3,11 +3,11 @@ first window in one durable transaction, read back with their results, changed, 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from msgspec import structs
 from pydantic_core import to_json
 
 from fanout.backends.sqlite.db import Database
@@ -37,7 +37,7 @@ MIN_FREE_BYTES = 1 << 20  # below this the store is not ready: a job's chunks wo
 
 def _options(job: NewJob) -> bytes:
     """The options but the window, which lives in its own column (it changes while running)."""
-    options = dataclasses.asdict(job.options)
+    options = structs.asdict(job.options)
     del options["max_concurrency"]
     return to_json(options)
 
