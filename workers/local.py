@@ -83,6 +83,8 @@ class Supervisor:
             if process.is_alive() or self.stopping.is_set():
                 continue
             log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
+            # At once, not after the backoff below: what it held waits for no respawn.
+            self._reclaim(owner)
             if time.monotonic() - started < QUICK_EXIT:
                 # Dying at once again and again (say, the store cannot open): slow down.
                 self.quick_exits += 1
@@ -91,7 +93,6 @@ class Supervisor:
                 self.quick_exits = 0
             self.processes[i] = self._spawn()
             self.restarts += 1
-            self._reclaim(owner)
 
     def _reclaim(self, owner: str) -> None:
         """Hand back what a dead worker held; if the store cannot write now, the lease sweep

@@ -48,11 +48,11 @@ def stall_once(n: int, params: dict[str, Any]) -> int:
     if n == params["stall"]:
         folder = Path(params["dir"])
         try:
-            with (folder / "pid.tmp").open("x") as out:
-                out.write(str(os.getpid()))
+            (folder / "stalled").touch(exist_ok=False)  # kept: a later run of the item is quick
         except FileExistsError:
             pass
         else:
+            (folder / "pid.tmp").write_text(str(os.getpid()))
             (folder / "pid.tmp").rename(folder / "pid")
             time.sleep(float(params["stall_for"]))
             (folder / "woke").touch()
