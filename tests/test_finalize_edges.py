@@ -10,7 +10,9 @@ and delivery-claim paths.
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -257,3 +259,33 @@ def test_a_worker_that_heartbeats_keeps_its_chunks_and_a_silent_one_loses_them(
 
     assert (kept.chunk.job_id, lost.chunk.job_id) == (alive.id, silent.id)
     assert [d.chunk for d in service.receive("another", 10)] == [lost.chunk]
+
+
+def test_the_completion_event_carries_the_job_as_it_ended(service: Fanout) -> None:
+    """Its payload: the type by status, a UTC timestamp in Z form, and the finished job's view
+    (counts with nothing running, the reducer's value, no error)."""
+    job = submit(service, [1, 2, 3], reduce="sum", webhook_url=HOOK)
+
+    done = run_to_end(service, job)
+
+    assert done.event is not None
+    payload = json.loads(done.event.payload)
+    assert payload["type"] == "job.succeeded"
+    assert payload["timestamp"].endswith("Z")
+    assert abs(datetime.fromisoformat(payload["timestamp"]).timestamp() - time.time()) < 60
+    data = payload["data"]
+    assert (data["id"], data["status"], data["result"], data["error"]) == (
+        job.id,
+        "succeeded",
+        6,
+        None,
+    )
+    assert data["counts"] == {
+        "total": 3,
+        "succeeded": 3,
+        "failed": 0,
+        "pending": 0,
+        "running": 0,
+        "cancelled": 0,
+    }
+    assert data["finished_at"] is not None
