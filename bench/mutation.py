@@ -215,7 +215,7 @@ def report(modules: list[Module], equivalent: Mapping[str, str]) -> dict[str, An
     print(
         f"\nequivalent: {total.sql_case} change only the case of SQL text (SQLite's keywords and"
         f" names ignore case), {total.counts['equivalent'] - total.sql_case} are listed with why"
-        f" in {EQUIVALENTS.relative_to(ROOT)}"
+        f" in {EQUIVALENTS.relative_to(ROOT)} (equivalent, or out of this run's reach)"
     )
     print(f"\nsurviving mutants ({len(total.survivors)}; `mutmut show NAME` shows one):")
     for name in total.survivors:
