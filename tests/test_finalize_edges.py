@@ -97,6 +97,30 @@ def test_a_reducer_missing_from_the_finalizing_process_fails_the_job_and_says_wh
     )
 
 
+@task(name="test_finalize_edges_elsewhere")
+def elsewhere(item: int) -> int:
+    return item
+
+
+def test_a_worker_without_the_job_s_task_fails_each_item_saying_so(
+    service: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API's process knew the task; the worker does not (its FANOUT_TASKS lacks the
+    module): every item fails with TaskNotFound, no attempt made, and the job ends."""
+    job = submit(service, [1, 2, 3], task="test_finalize_edges_elsewhere", chunk_size=2)
+    monkeypatch.delitem(tasks._TASKS, "test_finalize_edges_elsewhere")
+
+    done = run_to_end(service, job)
+
+    assert (done.status, done.succeeded, done.failed) == (JobStatus.FAILED, 0, 3)
+    _, lines = next(iter(service.backend.jobs.result_blocks(job.id, 0)))
+    assert json.loads(lines.split(b"\n")[0])["error"] == {
+        "type": "TaskNotFound",
+        "message": "no task named 'test_finalize_edges_elsewhere'",
+        "attempts": 0,
+    }
+
+
 # -- fan-in: a chunk that kills its workers -------------------------------------------------------
 
 
