@@ -4,7 +4,7 @@ whatever skipped it (a fixture's missing part, a `skipif`, an `importorskip` at 
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,18 @@ from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
 from tests.contract.support import in_ci
+from tests.e2e.harness import Receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1, stopped after the test (a module may define its own)."""
+    receiver = Receiver()
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+    receiver.thread.join()
 
 
 @pytest.fixture

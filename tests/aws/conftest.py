@@ -3,8 +3,6 @@ webhook receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from fanout.service import Fanout
@@ -12,7 +10,6 @@ from fanout.settings import Settings
 from fanout.wiring import build
 from tests.aws.moto import fresh_settings
 from tests.contract.support import BackendUnavailable, unavailable
-from tests.e2e.harness import Receiver
 
 
 @pytest.fixture
@@ -22,13 +19,3 @@ def aws_service(settings: Settings) -> Fanout:
     except BackendUnavailable as error:
         unavailable("the aws backend", error)
     return build(aws, clients)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-    receiver.thread.join()

@@ -108,16 +108,6 @@ def api(deployment: Lambda) -> Iterator[Mangum]:
     loop.close()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-    receiver.thread.join()
-
-
 def run_chunks(deployment: Lambda) -> None:
     """The chunk worker function on every chunk message until the queue is empty."""
     while (event := sqs_event(deployment.clients.sqs, deployment.queue("chunk_queue")))["Records"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Launcher, Process, Receiver
+from tests.e2e.harness import Launcher, Process
 
 PROCESSES = pytest.StashKey[list[Process]]()
 
@@ -33,13 +33,3 @@ def pytest_runtest_makereport(
                 (f"output of {process.name} ({process.log.name})", process.output())
             )
     return report
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-    receiver.thread.join()
