@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import anyio
@@ -35,6 +35,7 @@ from fanout.workers import chunk_worker
 from fanout.workers.notifier import Notifier, deliver_now
 from fanout.workers.notifier import client as notifier_client
 from tests.waiting import wait_until
+from tests.webhook_receiver import listening
 
 TENANT = TenantId("default")
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -98,20 +99,12 @@ def serving(host: str, url_host: str) -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    class Server(ThreadingHTTPServer):
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    server = Server((host, 0), Handler)
-    state.url = f"http://{url_host}:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with listening(host, Handler) as server:
+        state.url = f"http://{url_host}:{server.server_address[1]}/hook"
+        try:
+            yield state
+        finally:
+            state.stopping.set()
 
 
 @pytest.fixture

@@ -80,6 +80,29 @@ def _handler(state: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
+def listening(
+    host: str, handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None
+) -> Iterator[ThreadingHTTPServer]:
+    """`handler` serving on the address `host`, a port the system picks, on a thread of its own
+    until the block ends; over TLS with `tls`."""
+
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    server = Server((host, 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextmanager
 def receiving(
     host: str = "127.0.0.1",
     url_host: str | None = None,
@@ -87,22 +110,11 @@ def receiving(
 ) -> Iterator[Receiver]:
     """A receiver listening on the address `host`, its URL naming `url_host` (default `host`)."""
     state = Receiver()
-
-    class Server(ThreadingHTTPServer):
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    server = Server((host, 0), _handler(state))
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    name = url_host or (f"[{host}]" if ":" in host else host)
-    scheme = "https" if tls is not None else "http"
-    state.url = f"{scheme}://{name}:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with listening(host, _handler(state), tls) as server:
+        name = url_host or (f"[{host}]" if ":" in host else host)
+        scheme = "https" if tls is not None else "http"
+        state.url = f"{scheme}://{name}:{server.server_address[1]}/hook"
+        try:
+            yield state
+        finally:
+            state.stopping.set()
