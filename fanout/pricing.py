@@ -161,5 +161,13 @@ USAGE_PRICES: dict[str, float] = {
 
 
 def usage_cost(requests: Mapping[str, float]) -> dict[str, float]:
-    """Dollars by kind for a job's counted requests, at the list prices above."""
-    return {kind: count * USAGE_PRICES.get(kind, 0.0) for kind, count in requests.items()}
+    """Dollars by kind for a job's counted requests, at the list prices above. Raises KeyError
+    for a kind this table does not price, as `request_price` does: a kind the meter counts but
+    nobody priced would otherwise show as free."""
+    return {kind: count * _usage_price(kind) for kind, count in requests.items()}
+
+
+def _usage_price(kind: str) -> float:
+    if kind not in USAGE_PRICES:
+        raise KeyError(f"no list price for {kind}")
+    return USAGE_PRICES[kind]

@@ -97,8 +97,9 @@ class Settings(BaseSettings):
     owner_dead_after: float = 3.0
     # An idempotency key whose request has held it this long without finishing is taken over.
     idempotency_lease: float = 10.0
-    # Seconds a client is asked to wait (Retry-After) while the store cannot write.
-    unavailable_retry_after: int = 5
+    # Seconds a client is asked to wait (Retry-After) while the store cannot write; at least 1,
+    # since 0 tells clients to retry at once, which is the stampede a 503 is meant to prevent.
+    unavailable_retry_after: int = Field(default=5, ge=1)
 
     webhook_timeout: float = 10.0
     webhook_max_attempts: int = 8

@@ -100,5 +100,14 @@ def test_a_job_s_counted_requests_are_priced_at_the_list_prices() -> None:
     )
 
 
+def test_a_kind_of_request_without_a_price_is_refused_not_priced_at_zero() -> None:
+    """As `price()` refuses a service it has no price for, so does a job's usage: a kind the
+    meter counts but nobody priced must not show up as free."""
+    with pytest.raises(KeyError, match="no list price for kinesis records"):
+        usage_cost({"sqs requests": 1, "kinesis records": 1})
+    with pytest.raises(KeyError):
+        usage_cost({"sqs request": 1})  # a misspelt kind is unknown too
+
+
 def test_the_prices_were_read_on_a_date_that_has_passed() -> None:
     assert date.today() >= pricing.PRICES_AS_OF

@@ -100,6 +100,12 @@ def test_a_port_file_that_cannot_be_written_is_reported_before_the_banner(
         ({"FANOUT_PORT": "80a"}, "FANOUT_PORT", "'80a'"),
         ({"FANOUT_WEBHOOK_ALLOW_NETWORKS": "10.0.0.300/8"}, "FANOUT_WEBHOOK_ALLOW_NETWORKS", "300"),
         ({"FANOUT_LOG_FORMAT": "xml"}, "FANOUT_LOG_FORMAT", "'xml'"),
+        # A 503's Retry-After of 0 would send every client back at once.
+        (
+            {"FANOUT_UNAVAILABLE_RETRY_AFTER": "0"},
+            "FANOUT_UNAVAILABLE_RETRY_AFTER",
+            "or equal to 1",
+        ),
     ],
 )
 def test_a_bad_variable_is_one_line_naming_it(
