@@ -7,8 +7,10 @@ dead-letters and is split.
 
 Each worker process has an owner token, new for each process life (a pid is reused), and says
 every `owner_heartbeat` seconds that it is alive: what a dead worker held is handed back as soon
-as it is known dead. A store error never ends the loop: the chunk is handed back (or comes back
-after its visibility timeout), and the worker backs off and tries again.
+as it is known dead. A store error never ends the loop: the chunk is handed back, and the worker
+backs off and tries again. A hand-back that fails too (the disk is full) is tried again before
+each later poll, so the chunk runs as soon as the store writes again rather than after its
+visibility timeout.
 """
 
 from __future__ import annotations
@@ -128,27 +130,55 @@ def _forget_beater() -> None:
 os.register_at_fork(after_in_child=_forget_beater)
 
 
-def poll_once(service: Fanout, owner: str = "") -> bool:
+class HandBacks:
+    """The deliveries whose hand-back failed, owed to the queue. Each is handed back before the
+    next poll, until that succeeds or the queue has surely given it out again by itself."""
+
+    def __init__(self) -> None:
+        self.owed: dict[str, tuple[Delivery, float]] = {}
+
+    def owe(self, delivery: Delivery, visibility_timeout: float) -> None:
+        # The last extend was at most a third of the timeout ago (the heartbeat's interval), so
+        # the message stays invisible for at least half of it from now: until then, its receipt
+        # is still this worker's.
+        self.owed[delivery.receipt] = (delivery, time.monotonic() + visibility_timeout / 2)
+
+    def settle(self, service: Fanout) -> None:
+        """Hand back what is owed; raises the store's error while it still cannot write."""
+        for receipt, (delivery, until) in list(self.owed.items()):
+            if time.monotonic() < until:
+                service.hand_back(delivery)
+                log.info("handed back %s", delivery)
+            del self.owed[receipt]
+
+
+def poll_once(service: Fanout, owner: str = "", owed: HandBacks | None = None) -> bool:
     """Process one chunk, or else one dead letter. Returns False when both queues were empty.
-    A chunk whose processing failed is handed back before the error is raised."""
+    A chunk whose processing failed is handed back before the error is raised; if that fails
+    too, it goes to `owed`, which is settled first at the next call."""
+    owed = owed if owed is not None else HandBacks()
+    owed.settle(service)
     for delivery in service.receive(owner):
         with Heartbeat(service, delivery):
-            _process(service, delivery, service.process)
+            _process(service, delivery, service.process, owed)
         return True
     for delivery in service.receive_dead_letters(owner):
-        _process(service, delivery, service.process_dead_letter)
+        _process(service, delivery, service.process_dead_letter, owed)
         return True
     return False
 
 
-def _process(service: Fanout, delivery: Delivery, process: Callable[[Delivery], None]) -> None:
+def _process(
+    service: Fanout, delivery: Delivery, process: Callable[[Delivery], None], owed: HandBacks
+) -> None:
     try:
         process(delivery)
     except Exception:
         try:
             service.hand_back(delivery)
         except Exception:
-            log.warning("could not hand back %s; it returns after its visibility timeout", delivery)
+            log.warning("could not hand back %s; trying again before the next poll", delivery)
+            owed.owe(delivery, service.settings.visibility_timeout)
         raise
 
 
@@ -195,9 +225,10 @@ def run(
     go on taking chunks nobody watches). Idle polls back off from `poll_interval` to 5 times
     that; failing ones (the store cannot write) up to `MAX_BACKOFF` seconds."""
     idle = failures = 0
+    owed = HandBacks()
     while not stop.is_set() and (supervisor is None or _alive(supervisor)):
         try:
-            busy = poll_once(service, owner)
+            busy = poll_once(service, owner, owed)
         except Exception:
             failures += 1
             if failures == 1 or failures % 100 == 0:

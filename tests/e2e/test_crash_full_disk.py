@@ -1,7 +1,7 @@
 """The data directory on a real full filesystem (a 20 MB tmpfs the test mounts, as root): while
 the store cannot write, `POST /jobs` answers 503 with `Retry-After` and stores nothing, `/readyz`
 says not ready, and no process or thread dies; once space returns, processing resumes by itself
-and every accepted job finishes."""
+and every accepted job finishes, without waiting out a chunk's visibility timeout."""
 
 from __future__ import annotations
 
@@ -65,7 +65,11 @@ def post(server: Server, n: int) -> httpx.Response:
 def test_a_full_disk_answers_503_stores_nothing_half_and_every_accepted_job_finishes_after(
     fanout: Launcher, small_disk: Path
 ) -> None:
-    server = fanout.serve(workers=2, data_dir=small_disk / "data")
+    # A chunk whose worker could not hand it back on the full disk must run once space returns,
+    # not after its visibility timeout: made ten minutes here, far past the deadlines below.
+    server = fanout.serve(
+        workers=2, data_dir=small_disk / "data", env={"FANOUT_VISIBILITY_TIMEOUT": "600"}
+    )
     accepted = [server.submit(body(n)) for n in range(3)]
     assert server.client.get("/readyz").status_code == 200
 
