@@ -1,0 +1,163 @@
+"""The end of a job through `fanout.service.Fanout`, written once for every backend: the
+completion event's payload is the job as a client reads it once it has ended (output, error,
+counts with nothing running, the event itself), the event is stored due at once with no
+attempt made, and, where requests are billed, the finalize's own requests are counted.
+
+Written to kill the mutants `python -m bench mutation` found surviving in the finalize path
+(`fanout/service/finishing.py`); on the aws backend they also judge what only AWS runs (the
+final output file in S3, the event item, the metered requests).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from fanout import task, tasks
+from fanout.models import Job, JobId, JobStatus, TenantId
+from fanout.service import Backend, Fanout, JobRequest
+from fanout.settings import Settings
+from fanout.views import public_job
+from fanout.workers import chunk_worker
+
+TENANT = TenantId("tenant-finish")
+HOOK = "http://127.0.0.1:9/hook"
+
+
+@task(name="test_finish_edges_positive", max_attempts=1)
+def positive(item: int) -> int:
+    if item < 0:
+        raise ValueError(f"item {item} is negative")
+    return item
+
+
+def service_on(backend: Backend, settings: Settings) -> Fanout:
+    """The service as `fanout.wiring.build` makes it, on the contract suite's backend."""
+    tasks.load(settings.tasks, settings.app_dir)
+    return Fanout(backend, settings)
+
+
+def submit(service: Fanout, items: list[Any], task: str = "echo", **options: Any) -> Job:
+    request = JobRequest(task=task, items=items, params={}, webhook_url=HOOK, **options)
+    job, _ = service.submit(TENANT, request)
+    return job
+
+
+def run_to_end(service: Fanout, job: Job) -> Job:
+    """Chunks run, and where results are counted from a change feed (AWS), counted."""
+    for _ in range(200):
+        ran = chunk_worker.poll_once(service)
+        counted = service.aggregate_changes()
+        done = service.get(TENANT, job.id)
+        if done.status.terminal:
+            return done
+        assert ran or counted or service.backend.changes is not None, "stuck before its end"
+    raise AssertionError(f"job {job.id} did not end")
+
+
+def payload_of(job: Job) -> dict[str, Any]:
+    assert job.event is not None
+    payload: dict[str, Any] = json.loads(job.event.payload)
+    return payload
+
+
+def test_the_event_s_payload_is_the_job_as_a_client_reads_it_once_it_ended(
+    backend: Backend, settings: Settings
+) -> None:
+    service = service_on(backend, settings)
+    done = run_to_end(service, submit(service, [1, 2, 3, 4], chunk_size=2))
+
+    data = payload_of(done)["data"]
+    view = public_job(done)
+    # Where the backend keeps a final output file (AWS: S3) the payload names it; else null.
+    assert data["output"] == view["output"]
+    assert (data["output"] is None) is (service.backend.outputs is None)
+    assert done.event is not None
+    assert data["webhook"]["event_id"] == done.event.id
+    assert data["webhook"]["status"] == "pending"
+    assert data["webhook"]["url"] == HOOK
+    assert (data["status"], data["error"], data["finished_at"]) == (
+        "succeeded",
+        None,
+        view["finished_at"],
+    )
+
+
+def test_a_failed_job_s_payload_says_why_it_failed(backend: Backend, settings: Settings) -> None:
+    service = service_on(backend, settings)
+    done = run_to_end(
+        service, submit(service, [1, -2, 3], "test_finish_edges_positive", chunk_size=3)
+    )
+
+    data = payload_of(done)["data"]
+    assert done.status is JobStatus.FAILED
+    assert data["status"] == "failed"
+    assert data["error"] == done.error == "1 of 3 items failed, more than tolerated"
+
+
+def test_a_job_cancelled_with_a_chunk_in_flight_ends_with_nothing_running(
+    backend: Backend, settings: Settings
+) -> None:
+    """The chunk still running when the job is cancelled counts as cancelled, not running, in
+    the event (the store's counts still show it started)."""
+    service = service_on(backend, settings)
+    job = submit(service, [1, 2, 3, 4], chunk_size=2, max_concurrency=1)
+    [delivery] = service.receive("worker")
+    backend.chunks.start_chunk(delivery.chunk, time.time())
+
+    ended = service.cancel(TENANT, job.id)
+
+    data = payload_of(ended)["data"]
+    assert data["status"] == "cancelled"
+    assert data["error"] == "cancelled by the client"
+    assert data["counts"]["running"] == 0
+    assert data["counts"]["succeeded"] + data["counts"]["failed"] == 0
+
+
+def test_the_completion_event_is_stored_due_at_once_with_no_attempt_made(
+    backend: Backend, settings: Settings
+) -> None:
+    service = service_on(backend, settings)
+    before = time.time()
+    done = run_to_end(service, submit(service, [1, 2]))
+
+    event = done.event
+    assert event is not None
+    assert (event.job_id, event.url, event.attempts, event.history) == (done.id, HOOK, 0, ())
+    assert event.status.value == "pending"
+    assert before <= event.next_attempt_at <= time.time()
+    assert done.finished_at is not None and event.next_attempt_at <= done.finished_at + 1
+
+
+def test_where_requests_are_billed_the_finalize_s_own_are_counted(
+    backend: Backend, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The requests the finalize makes (writing the output, claiming the end, storing the
+    event) are metered into the job's usage where requests are billed (AWS); SQLite bills
+    none and counts none."""
+    service = service_on(backend, settings)
+    job = submit(service, [1, 2], chunk_size=2)
+    [delivery] = service.receive("worker")
+    asked: list[JobId] = []
+
+    def held(job_id: JobId) -> bool:  # the finalize the last record asks for, held back
+        asked.append(job_id)
+        return False
+
+    with monkeypatch.context() as patched:
+        patched.setattr(service, "finalize", held)
+        service.process(delivery)
+        service.aggregate_changes()
+    before = service.get(TENANT, job.id).usage.requests
+    assert asked == [job.id]
+
+    assert service.finalize(job.id)
+
+    after = service.get(TENANT, job.id).usage.requests
+    if service.backend.outputs is None and not before:
+        assert after == {}
+    else:
+        assert sum(after.values()) > sum(before.values())
