@@ -12,6 +12,14 @@ A surviving mutant that cannot change behaviour (an equivalent mutant) is listed
 survive (their code changed, or a test now kills them) so the list stays true. One kind is
 recognised without a list: a mutant that only changes the case of SQL text (outside its quoted
 literals) in a string, which SQLite reads the same.
+
+Code only the AWS backend runs (notices, the final output file in S3, the stream fan-in, the
+reconciler's window) survives the SQLite run untouched. `--aws` judges chosen mutants (by
+default those listed as equivalent and those that survived) with the AWS backend's in-process
+tests on the moto server instead: `[tool.bench.mutation-aws]` in pyproject.toml names them. That
+run keeps its own copy and verdicts under `.mutation-aws/` (mutmut resets every verdict when
+its test selection changes, so the two runs cannot share `mutants/`), and the report counts a
+mutant the AWS tests killed as killed.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "bench" / "mutation-equivalents.txt"
+# mutmut's working directory for `--aws`: the project's sources and tests linked in, a
+# pyproject.toml whose [tool.mutmut] selects the AWS tests, its own `mutants/` and verdicts.
+AWS_WORK = ROOT / ".mutation-aws"
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): 1 and 3 a test failed; 0 every test
 # passed; 33 and 5 no test reaches the mutant; 36, 24, 152, 255 and -24 the tests ran past their
@@ -52,9 +63,13 @@ class Module:
     # Names on the equivalents list still undetected here (or not run yet): not stale.
     equivalent: set[str] = field(default_factory=set)
     sql_case: int = 0  # the equivalent mutants that only change the case of SQL text
+    by_aws: int = 0  # the killed mutants only the AWS tests (`--aws`) killed
 
-    def add(self, name: str, code: int | None, equivalent: bool) -> None:
+    def add(self, name: str, code: int | None, equivalent: bool, aws: int | None = None) -> None:
         verdict = _verdict(code)
+        if verdict != "killed" and _verdict(aws) == "killed":
+            verdict = "killed"
+            self.by_aws += 1
         undetected = verdict in ("survived", "no tests")
         if equivalent and (undetected or verdict == "not run"):
             self.equivalent.add(name)
@@ -97,9 +112,15 @@ def read_equivalents(path: Path = EQUIVALENTS) -> dict[str, str]:
 
 
 def read_modules(
-    mutants: Path, patterns: Iterable[str], equivalent: Mapping[str, str]
+    mutants: Path,
+    patterns: Iterable[str],
+    equivalent: Mapping[str, str],
+    aws: Path | None = None,
 ) -> list[Module]:
-    """One `Module` per mutated file, from mutmut's `<file>.meta` verdicts under `mutants/`."""
+    """One `Module` per mutated file, from mutmut's `<file>.meta` verdicts under `mutants/`;
+    a mutant the AWS tests killed (verdicts under `aws`, a `--aws` run's `mutants/`) counts as
+    killed."""
+    by_aws = read_verdicts(aws) if aws is not None else {}
     modules = []
     for meta in sorted(mutants.rglob("*.py.meta")):
         path = meta.relative_to(mutants).as_posix().removesuffix(".meta")
@@ -110,9 +131,17 @@ def read_modules(
         for name, code in sorted(verdicts.items(), key=lambda item: _natural(item[0])):
             sql_case = _verdict(code) in UNDETECTED and source.sql_case_only(name)
             module.sql_case += sql_case
-            module.add(name, code, sql_case or name in equivalent)
+            module.add(name, code, sql_case or name in equivalent, by_aws.get(name))
         modules.append(module)
     return modules
+
+
+def read_verdicts(mutants: Path) -> dict[str, int | None]:
+    """Every mutant's exit code under a `mutants/` directory (none if it does not exist)."""
+    found: dict[str, int | None] = {}
+    for meta in mutants.rglob("*.py.meta") if mutants.exists() else ():
+        found.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return found
 
 
 UNDETECTED = ("survived", "no tests")
@@ -123,6 +152,8 @@ SQL_WORD = re.compile(
     r"RETURNING|PRAGMA|CREATE|INDEX|TABLE|IF|DEFAULT|PRIMARY|KEY|DESC|ASC|GROUP|JOIN|INTO|"
     r"REPLACE|IGNORE|BEGIN|IMMEDIATE|COMMIT|ROLLBACK|WITH|LIKE|BETWEEN|DISTINCT|UNION)\b"
 )
+# A condition on a `?` parameter (`j.seq < ?`) is SQL text too: a WHERE clause built in parts.
+PLACEHOLDER = re.compile(r"(=|<|>|<=|>=|<>|!=)\s*\?")
 QUOTED = re.compile(r"('[^']*')")
 
 
@@ -147,7 +178,7 @@ class MutantSource:
         if _shape(orig) != _shape(changed) or before == after:
             return False
         return all(
-            a == b or (SQL_WORD.search(a) is not None and _fold(a) == _fold(b))
+            a == b or (_is_sql(a) and _fold(a) == _fold(b))
             for a, b in zip(before, after, strict=True)
         )
 
@@ -185,6 +216,10 @@ def _shape(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return ast.dump(copied.args) + "".join(ast.dump(stmt) for stmt in copied.body)
 
 
+def _is_sql(text: str) -> bool:
+    return SQL_WORD.search(text) is not None or PLACEHOLDER.search(text) is not None
+
+
 def _fold(sql: str) -> str:
     """SQL text in lower case, its '...' literals as they are."""
     return "".join(p if p.startswith("'") else p.lower() for p in QUOTED.split(sql))
@@ -209,6 +244,7 @@ def report(modules: list[Module], equivalent: Mapping[str, str]) -> dict[str, An
             total.survivors += module.survivors
             total.equivalent |= module.equivalent
             total.sql_case += module.sql_case
+            total.by_aws += module.by_aws
         cells = "  ".join(f"{module.counts[c]:>10}" for c in COLUMNS)
         fraction = f"{module.counts['killed']}/{module.tested - module.counts['equivalent']}"
         print(f"{module.path:<{width}}  {cells}  {fraction:>9} {module.score():6.1%}")
@@ -217,6 +253,11 @@ def report(modules: list[Module], equivalent: Mapping[str, str]) -> dict[str, An
         f" names ignore case), {total.counts['equivalent'] - total.sql_case} are listed with why"
         f" in {EQUIVALENTS.relative_to(ROOT)} (equivalent, or out of this run's reach)"
     )
+    if total.by_aws:
+        print(
+            f"killed: {total.by_aws} of them only by the AWS tests on the moto server"
+            f" (`--aws`, verdicts in {AWS_WORK.relative_to(ROOT)}/mutants)"
+        )
     print(f"\nsurviving mutants ({len(total.survivors)}; `mutmut show NAME` shows one):")
     for name in total.survivors:
         print(f"  {name}")
@@ -227,7 +268,12 @@ def report(modules: list[Module], equivalent: Mapping[str, str]) -> dict[str, An
             print(f"  {name}")
     return {
         "modules": {m.path: {**m.counts, "score": m.score()} for m in modules},
-        "total": {**total.counts, "score": total.score(), "sql_case": total.sql_case},
+        "total": {
+            **total.counts,
+            "score": total.score(),
+            "sql_case": total.sql_case,
+            "by_aws": total.by_aws,
+        },
         "survivors": total.survivors,
         "stale_equivalents": stale,
     }
@@ -249,6 +295,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--again", action="store_true", help="retest the mutants NAMES match even with a verdict"
     )
+    parser.add_argument(
+        "--aws",
+        action="store_true",
+        help="judge the mutants NAMES match (default: those listed as equivalent and those "
+        "that survived) with the AWS backend's tests on the moto server "
+        "([tool.bench.mutation-aws] in pyproject.toml)",
+    )
     parser.add_argument("--max-children", type=int, default=2, help="parallel test processes")
     parser.add_argument(
         "--report-only", action="store_true", help="print the last run's figures, run nothing"
@@ -260,24 +313,12 @@ def run(args: argparse.Namespace) -> int:
     os.chdir(ROOT)
     patterns = _patterns()
     equivalent = read_equivalents()
-    names = list(args.names)
-    if args.survivors:
-        names = _survivors(read_modules(ROOT / "mutants", patterns, equivalent), names)
-        if not names:
-            print("no surviving mutants to retest", file=sys.stderr)
-    elif names and not args.again and (ROOT / "mutants").exists():
-        # mutmut retests every mutant a name on its command line matches, verdict or not:
-        # name only those without one, so an interrupted run resumes where it stopped.
-        names = _unjudged(ROOT / "mutants", names)
-        if not names:
-            print("every mutant those names match has a verdict (--again retests)", file=sys.stderr)
-    if not args.report_only and (names or not (args.survivors or args.names)):
-        command = ["mutmut", "run", "--max-children", str(args.max_children), *names]
-        ran = subprocess.run(command, stdout=sys.stderr, check=False)
-        if ran.returncode != 0:
-            print(f"mutmut run exited with {ran.returncode}", file=sys.stderr)
-            return ran.returncode
-    modules = read_modules(ROOT / "mutants", patterns, equivalent)
+    if not args.report_only:
+        ran = _run_mutmut(args, patterns, equivalent)
+        if ran != 0:
+            print(f"mutmut run exited with {ran}", file=sys.stderr)
+            return ran
+    modules = read_modules(ROOT / "mutants", patterns, equivalent, AWS_WORK / "mutants")
     if not modules:
         print("no verdicts under mutants/: run `python -m bench mutation` first", file=sys.stderr)
         return 1
@@ -291,6 +332,60 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
     return 0
+
+
+def _run_mutmut(
+    args: argparse.Namespace, patterns: list[str], equivalent: Mapping[str, str]
+) -> int:
+    """Run mutmut over the mutants the arguments choose (in `AWS_WORK` for `--aws`)."""
+    work, names = ROOT, list(args.names)
+    if args.aws:
+        work = aws_work_dir()
+        # By default what the SQLite run left: the listed mutants and the survivors.
+        names = names or sorted({*equivalent, *_survivors(_modules(patterns, equivalent), [])})
+    elif args.survivors:
+        names = _survivors(_modules(patterns, equivalent), names)
+        if not names:
+            print("no surviving mutants to retest", file=sys.stderr)
+            return 0
+    if names and not args.again and (work / "mutants").exists():
+        # mutmut retests every mutant a name on its command line matches, verdict or not:
+        # name only those without one, so an interrupted run resumes where it stopped.
+        names = _unjudged(work / "mutants", names)
+        if not names:
+            print("every mutant those names match has a verdict (--again retests)", file=sys.stderr)
+            return 0
+    command = ["mutmut", "run", "--max-children", str(args.max_children), *names]
+    return subprocess.run(command, cwd=work, stdout=sys.stderr, check=False).returncode
+
+
+def _modules(patterns: list[str], equivalent: Mapping[str, str]) -> list[Module]:
+    return read_modules(ROOT / "mutants", patterns, equivalent)
+
+
+def aws_work_dir(root: Path = ROOT, work: Path = AWS_WORK) -> Path:
+    """`work` made ready for mutmut: the sources and tests linked in from `root`, and its
+    pyproject.toml with [tool.mutmut]'s test selection and pytest arguments those of
+    [tool.bench.mutation-aws] (mutmut reads its configuration from the working directory)."""
+    work.mkdir(exist_ok=True)
+    for name in ("fanout", "tests"):
+        link = work / name
+        if not link.is_symlink():
+            link.symlink_to(os.path.relpath(root / name, work))
+    (work / "pyproject.toml").write_text(aws_pyproject((root / "pyproject.toml").read_text()))
+    return work
+
+
+def aws_pyproject(text: str) -> str:
+    """The project's pyproject.toml with [tool.mutmut] rewritten for the AWS run."""
+    import tomllib
+
+    tool = tomllib.loads(text)["tool"]
+    config = {**tool["mutmut"], **tool["bench"]["mutation-aws"]}
+    table = "[tool.mutmut]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items())
+    start = text.index("[tool.mutmut]\n")
+    end = re.compile(r"^\[", re.MULTILINE).search(text, start + 1)
+    return text[:start] + table + "\n" + (text[end.start() :] if end else "")
 
 
 def _survivors(modules: list[Module], names: list[str]) -> list[str]:

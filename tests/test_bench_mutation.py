@@ -124,3 +124,75 @@ def test_a_mutant_changing_only_the_case_of_sql_text_is_equivalent_and_no_other(
     # An English message holding "IS NOT IN" is not SQL.
     assert not source.sql_case_only("m.store.x_fail__mutmut_1")
     assert not source.sql_case_only("m.store.x_gone__mutmut_1")
+
+
+PARTS = """
+def x_where__mutmut_orig(where, cursor):
+    where.append("j.seq < ?")
+def x_where__mutmut_1(where, cursor):
+    where.append("J.SEQ < ?")
+def x_say__mutmut_orig(where):
+    where.append("a = b")
+def x_say__mutmut_1(where):
+    where.append("A = B")
+"""
+
+
+def test_a_condition_on_a_parameter_is_sql_text_though_it_holds_no_keyword(
+    tmp_path: Path,
+) -> None:
+    """A WHERE clause built in parts (`j.seq < ?`): its names ignore case as the whole query's."""
+    (tmp_path / "parts.py").write_text(PARTS)
+    source = mutation.MutantSource(tmp_path / "parts.py")
+
+    assert source.sql_case_only("m.parts.x_where__mutmut_1")
+    assert not source.sql_case_only("m.parts.x_say__mutmut_1")
+
+
+def test_a_mutant_the_aws_tests_killed_counts_as_killed_and_is_said_so(
+    mutants: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws = tmp_path / "aws-mutants"
+    write_verdicts(
+        aws,
+        "fanout/webhooks.py",
+        {
+            "fanout.webhooks.x_send__mutmut_2": 1,  # survived on SQLite, killed on AWS
+            "fanout.webhooks.x_send__mutmut_3": 0,  # no SQLite test, survived on AWS
+            "fanout.webhooks.x_sign__mutmut_1": None,  # not judged on AWS
+        },
+    )
+    listed = {"fanout.webhooks.x_send__mutmut_2": "AWS only: stale once the AWS tests kill it"}
+
+    figures = mutation.report(mutation.read_modules(mutants, PATTERNS, listed, aws), listed)
+
+    assert figures["modules"]["fanout/webhooks.py"]["killed"] == 3
+    assert figures["modules"]["fanout/webhooks.py"]["score"] == pytest.approx(3 / 5)
+    assert figures["total"]["by_aws"] == 1
+    assert figures["survivors"] == [
+        "fanout.webhooks.x_send__mutmut_3 (no tests)",
+        "fanout.webhooks.x_sign__mutmut_1 (survived)",
+    ]
+    assert figures["stale_equivalents"] == ["fanout.webhooks.x_send__mutmut_2"]
+    assert "1 of them only by the AWS tests" in capsys.readouterr().out
+
+
+def test_the_aws_run_s_configuration_selects_the_aws_tests_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    work = mutation.aws_work_dir(mutation.ROOT, tmp_path / "work")
+    import tomllib
+
+    written = tomllib.loads((work / "pyproject.toml").read_text())
+    project = tomllib.loads((mutation.ROOT / "pyproject.toml").read_text())
+    aws = project["tool"]["bench"]["mutation-aws"]
+    assert written["tool"]["mutmut"] == {**project["tool"]["mutmut"], **aws}
+    assert "aws" in aws["pytest_add_cli_args"] and "not aws" not in aws["pytest_add_cli_args"]
+    # Every other table as it was: pytest's configuration applies to the copied tests.
+    assert {k: v for k, v in written["tool"].items() if k != "mutmut"} == {
+        k: v for k, v in project["tool"].items() if k != "mutmut"
+    }
+    assert written["project"] == project["project"]
+    assert (work / "fanout").resolve() == mutation.ROOT / "fanout"
+    assert (work / "tests").resolve() == mutation.ROOT / "tests"
+    assert mutation.aws_work_dir(mutation.ROOT, tmp_path / "work") == work  # made again: the same
