@@ -19,6 +19,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Protocol
 
@@ -38,28 +39,58 @@ def _worker_process(settings: Settings, supervisor: int, owner: str) -> None:
     chunk_worker.main(build(settings), supervisor, owner)
 
 
-class Supervisor:
-    """Keeps `count` worker processes alive until stopped."""
+def quick_backoff(quick_exits: int) -> float:
+    """Seconds a slot waits before respawning after its `quick_exits`-th quick exit in a row."""
+    return min(MAX_BACKOFF, 0.1 * 2.0**quick_exits)
 
-    def __init__(self, settings: Settings, service: Fanout, count: int) -> None:
+
+@dataclass
+class Slot:
+    """One of the supervisor's places for a worker: the process in it now and, after quick
+    exits, when it may start the next one (the backoff is the slot's, so one slot dying again
+    and again never delays another slot's respawn)."""
+
+    process: BaseProcess
+    owner: str
+    started: float
+    quick_exits: int = 0
+    respawn_at: float | None = None  # set while the slot's process is dead
+
+
+class Supervisor:
+    """Keeps `count` worker processes alive until stopped. `quick_exit`, `backoff` and `clock`
+    are the respawn policy (tests give their own to make a slot wait for minutes)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: Fanout,
+        count: int,
+        *,
+        quick_exit: float = QUICK_EXIT,
+        backoff: Callable[[int], float] = quick_backoff,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.service = service
         self.count = count
+        self.quick_exit = quick_exit
+        self.backoff = backoff
+        self.clock = clock
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload(
             ["fanout.wiring", "fanout.workers.chunk_worker", *settings.tasks]
         )
-        self.processes: list[tuple[BaseProcess, str, float]] = []
+        self.slots: list[Slot] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self.restarts = 0
-        self.quick_exits = 0
 
     def start(self) -> None:
-        self.processes = [self._spawn() for _ in range(self.count)]
+        self.slots = [self._spawn() for _ in range(self.count)]
         self.thread.start()
 
-    def _spawn(self) -> tuple[BaseProcess, str, float]:
+    def _spawn(self, quick_exits: int = 0) -> Slot:
         owner = f"{os.getpid()}-{secrets.token_hex(6)}"
         process = self.context.Process(
             target=_worker_process,
@@ -68,7 +99,7 @@ class Supervisor:
             daemon=True,
         )
         process.start()
-        return process, owner, time.monotonic()
+        return Slot(process, owner, self.clock(), quick_exits)
 
     def _watch(self) -> None:
         while not self.stopping.wait(0.05):
@@ -79,20 +110,29 @@ class Supervisor:
                 self.stopping.wait(MAX_BACKOFF)
 
     def _replace_dead(self) -> None:
-        for i, (process, owner, started) in enumerate(self.processes):
-            if process.is_alive() or self.stopping.is_set():
-                continue
-            log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
-            # At once, not after the backoff below: what it held waits for no respawn.
-            self._reclaim(owner)
-            if time.monotonic() - started < QUICK_EXIT:
-                # Dying at once again and again (say, the store cannot open): slow down.
-                self.quick_exits += 1
-                self.stopping.wait(min(MAX_BACKOFF, 0.1 * 2**self.quick_exits))
-            else:
-                self.quick_exits = 0
-            self.processes[i] = self._spawn()
-            self.restarts += 1
+        for i, slot in enumerate(self.slots):
+            if self.stopping.is_set():
+                return
+            if slot.respawn_at is None and not slot.process.is_alive():
+                self._bury(slot)
+            if slot.respawn_at is not None and self.clock() >= slot.respawn_at:
+                self.slots[i] = self._spawn(slot.quick_exits)
+                self.restarts += 1
+
+    def _bury(self, slot: Slot) -> None:
+        """Hand back what the dead process held, at once (it waits for no respawn), and set
+        when its slot respawns: now, or after a backoff if it died soon after its start."""
+        process = slot.process
+        log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
+        self._reclaim(slot.owner)
+        now = self.clock()
+        if now - slot.started < self.quick_exit:
+            # Dying at once again and again (say, the store cannot open): slow down.
+            slot.quick_exits += 1
+            slot.respawn_at = now + self.backoff(slot.quick_exits)
+        else:
+            slot.quick_exits = 0
+            slot.respawn_at = now
 
     def _reclaim(self, owner: str) -> None:
         """Hand back what a dead worker held; if the store cannot write now, the lease sweep
@@ -104,23 +144,23 @@ class Supervisor:
 
     def live(self) -> int:
         """Worker processes alive now (for `/metrics`)."""
-        return sum(process.is_alive() for process, _, _ in self.processes)
+        return sum(slot.process.is_alive() for slot in self.slots)
 
     def pids(self) -> list[int]:
-        return [p.pid for p, _, _ in self.processes if p.pid is not None]
+        return [slot.process.pid for slot in self.slots if slot.process.pid is not None]
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
         if self.thread.is_alive():
             self.thread.join()
-        for process, _, _ in self.processes:
-            process.terminate()
-        for process, owner, _ in self.processes:
-            process.join(timeout)
-            if process.is_alive():
-                process.kill()
-                process.join()
-            self._reclaim(owner)
+        for slot in self.slots:
+            slot.process.terminate()
+        for slot in self.slots:
+            slot.process.join(timeout)
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join()
+            self._reclaim(slot.owner)
 
 
 class Loop:
