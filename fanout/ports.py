@@ -177,7 +177,8 @@ class Outbox(Protocol):
     def renew_claim(self, event: WebhookEvent, lease_until: float) -> bool:
         """Extend the claim this deliverer holds on `event`'s attempt (`event.next_attempt_at`
         is the lease it claimed or last renewed) to `lease_until`. False when the claim is lost:
-        the lease ran out and another deliverer claimed the attempt, or it was recorded."""
+        the lease ran out and another deliverer claimed the attempt, or it was recorded. With
+        `lease_until` now, it hands the claim back: the attempt is due again at once."""
         ...
 
     def undelivered(self) -> int:

@@ -82,24 +82,33 @@ class Deliverer:
                 self.destinations[key] = (semaphore, users - 1)
 
     async def deliver(self, event: WebhookEvent) -> webhooks.Attempt | None:
-        """One attempt, recorded; None when the notifier closed before it could start (the event
-        stays due) or when the event's claim was lost while it waited (another deliverer has
-        it)."""
-        settings = self.service.settings
+        """One attempt, recorded; None when the notifier closed before it could start or when
+        the event's claim was lost while it waited (another deliverer has it). An attempt not
+        made or cut off by the notifier's stop hands its claim back: it stays due, and a
+        restart sends it at once rather than after the lease (3 x FANOUT_WEBHOOK_TIMEOUT + 5 s)."""
         loop = asyncio.get_running_loop()
-        async with self._slot(event.url):
-            if self.closing:
-                return None
-            # The wait for a slot may have outlived the claim: send only while holding it.
-            claimed = await loop.run_in_executor(None, self.service.confirm_claim, event)
-            if claimed is None:
-                return None
-            event = claimed
-            attempt = await webhooks.send(
-                event, self.http, settings.webhook_allow_networks, settings.webhook_timeout
-            )
+        try:
+            async with self._slot(event.url):
+                if self.closing:
+                    await loop.run_in_executor(None, self.service.release_claim, event)
+                    return None
+                # The wait for a slot may have outlived the claim: send only while holding it.
+                claimed = await loop.run_in_executor(None, self.service.confirm_claim, event)
+                if claimed is None:
+                    return None
+                event = claimed
+                attempt = await self._send(event)
+        except asyncio.CancelledError:
+            await loop.run_in_executor(None, self.service.release_claim, event)
+            raise
         await loop.run_in_executor(None, self.service.record_attempt, event, attempt)
         return attempt
+
+    async def _send(self, event: WebhookEvent) -> webhooks.Attempt:
+        settings = self.service.settings
+        return await webhooks.send(
+            event, self.http, settings.webhook_allow_networks, settings.webhook_timeout
+        )
 
 
 async def _deliver_all(
@@ -155,7 +164,8 @@ class Notifier:
 
     def stop(self) -> None:
         """Stop taking events; attempts under way get STOP_GRACE seconds to finish, and the
-        rest stay due for the next start (receivers deduplicate by `webhook-id`)."""
+        rest hand their claims back, so they are due at once for the next start (receivers
+        deduplicate by `webhook-id`)."""
         if self.stopping is not None and self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.stopping.set)
             self.thread.join()
@@ -185,7 +195,7 @@ class Notifier:
             if self.held:
                 await asyncio.wait(list(self.held.values()), timeout=STOP_GRACE)
             for task in list(self.held.values()):
-                task.cancel()  # not recorded, so still due: sent again after the restart
+                task.cancel()  # not recorded: its claim is handed back (`Deliverer.deliver`)
             await asyncio.gather(*self.held.values(), return_exceptions=True)
 
     async def _take_due(self) -> None:

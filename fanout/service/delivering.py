@@ -65,6 +65,14 @@ class Delivering(ServiceBase):
             return None
         return structs.replace(event, next_attempt_at=lease_until)
 
+    def release_claim(self, event: WebhookEvent) -> None:
+        """Hand back the claim on an attempt that was not made or not finished (its deliverer
+        stopped first): the event is due again now, where notices announce events announced
+        again, so the next deliverer sends it at once instead of after the lease. A claim
+        already lost or recorded is left as it is."""
+        if self.backend.outbox.renew_claim(event, time.time()):
+            self._announce(event)
+
     def receive_notices(self, max_messages: int = 10) -> Sequence[Notice]:
         """Notices of events to deliver, where the backend announces them (else none)."""
         if self.backend.notifications is None:
