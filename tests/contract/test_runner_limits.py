@@ -4,7 +4,8 @@ other item of its chunk runs. In-process, through `fanout.service.Fanout` on SQL
 test of the same path, tests/api/test_errors.py, is not among the tests mutation runs).
 
 Written to kill the mutants `python -m bench mutation` found surviving in `runner._validated`'s
-depth check (issue 13).
+depth check (issue 13). SQLite only; in tests/contract/ because the mutation run selects
+this folder already (changing its selection resets every mutmut verdict).
 """
 
 from __future__ import annotations

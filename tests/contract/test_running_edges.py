@@ -6,7 +6,9 @@ nothing twice, dead letters go one to a worker under that worker's lease, and re
 worker hands back its deliveries only.
 
 Written to kill the mutants `python -m bench mutation` found surviving in
-`fanout/service/running.py` and `fanout/runner.py` (issue 13).
+`fanout/service/running.py` and `fanout/runner.py` (issue 13). SQLite only; in tests/contract/
+because the mutation run selects this folder already (changing its selection resets every
+mutmut verdict).
 """
 
 from __future__ import annotations

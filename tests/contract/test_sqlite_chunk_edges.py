@@ -7,7 +7,8 @@ The file's pages in use are read from the file itself, as `sqlite3_analyzer` or 
 vacuum would see them: what a job leaves behind on the operator's disk.
 
 Written to kill the mutants `python -m bench mutation` found surviving in
-`fanout/backends/sqlite/chunks.py` (issue 13).
+`fanout/backends/sqlite/chunks.py` (issue 13). SQLite only; in tests/contract/ because the
+mutation run selects this folder already (changing its selection resets every mutmut verdict).
 """
 
 from __future__ import annotations
