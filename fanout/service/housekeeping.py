@@ -24,7 +24,13 @@ class Housekeeping(Finishing):
             if job.succeeded + job.failed == job.total:
                 self.finalize(job.id)
             elif job.deadline is not None and now > job.deadline:
-                error = f"timed out after {job.options.timeout_seconds} s"
+                timeout = job.options.timeout_seconds
+                # Without timeout_seconds, the deadline is the backend's longest run (AWS).
+                error = (
+                    f"timed out after {timeout} s"
+                    if timeout
+                    else "timed out: ran past the longest a job without timeout_seconds runs"
+                )
                 self._complete(job, JobStatus.FAILED, None, error)
             else:
                 self._send(self.backend.chunks.release_window(job.id))

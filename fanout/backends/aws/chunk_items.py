@@ -5,7 +5,6 @@ retention they all write with."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,7 +88,9 @@ class DynamoChunkItems:
     def chunk_item(self, job_id: str, start: int, end: int, items: bytes, expires: float) -> Item:
         return self._chunk_item(job_id, start, end, items, expires)
 
-    def carried_result(self, job_id: JobId, start: int, end: int, lines: bytes) -> Item:
+    def carried_result(
+        self, job_id: JobId, start: int, end: int, lines: bytes, expires: int
+    ) -> Item:
         """A result a redrive keeps from an earlier run: `carried`, so it is not counted again."""
         item: Item = {
             "pk": f"JOB#{job_id}",
@@ -100,7 +101,7 @@ class DynamoChunkItems:
             "end": end,
             "succeeded": end - start,
             "failed": 0,
-            "expires_at": int(time.time() + self.retention),
+            "expires_at": expires,
         }
         inline_limit = INLINE_LIMIT if self.blobs.bucket is None else INLINE_RESULT_LIMIT
         if len(lines) > inline_limit:

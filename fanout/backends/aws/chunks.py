@@ -8,6 +8,7 @@ import uuid
 
 from pydantic_core import from_json, to_json
 
+from fanout.backends.aws import expiry
 from fanout.backends.aws.chunk_items import INLINE_RESULT_LIMIT, DynamoChunkItems
 from fanout.backends.aws.job_items import (
     ACTIVE_VALUES,
@@ -83,7 +84,7 @@ class DynamoChunks(DynamoChunkItems):
             "attempts": result.attempts,
             "seconds": result.seconds,
             "requests": merged(result.requests, CHUNK_FOLLOW_UPS),
-            "expires_at": int(time.time() + self.retention),
+            "expires_at": expiry.of_running_job(job, time.time(), self.retention),
         }
         inline_limit = INLINE_LIMIT if self.blobs.bucket is None else INLINE_RESULT_LIMIT
         if len(result.lines) > inline_limit:
@@ -122,7 +123,7 @@ class DynamoChunks(DynamoChunkItems):
         job = self.table.get(job_key(chunk.job_id))
         if job is None or JobStatus(job["status"]).terminal:
             return []
-        expires = time.time() + self.retention
+        expires = expiry.of_running_job(job, time.time(), self.retention)
         tombstone = {
             **result_key(chunk),
             "kind": "split",

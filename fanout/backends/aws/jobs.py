@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from msgspec import structs
 from pydantic_core import from_json, to_json
 
+from fanout.backends.aws import expiry
 from fanout.backends.aws.job_items import (
     ACTIVE_VALUES,
     IS_ACTIVE,
@@ -30,7 +31,8 @@ class DynamoJobs(DynamoWindow):
     def create_job(self, job: NewJob, chunks: Sequence[ChunkInput]) -> list[ChunkRef]:
         """Chunk and plan items first, the job item last: until it exists nothing refers to
         them, so a failure part-way leaves no job (and TTL removes the orphans)."""
-        expires = job.created_at + (job.options.timeout_seconds or 0) + self.retention
+        ends_by = expiry.deadline(job.created_at, job.options.timeout_seconds)
+        expires = ends_by + self.retention  # nothing the job needs goes before it ends
         self.table.batch_write(self._chunk_items(job.id, chunks, expires))
         bounds = [c.start for c in chunks] + [job.total]
         self.table.batch_write(
@@ -71,8 +73,7 @@ class DynamoJobs(DynamoWindow):
         item |= requests_attributes(job.requests, OWN_WRITE)
         if job.webhook is not None:
             item |= {"webhook_url": job.webhook.url, "webhook_secret": job.webhook.secret}
-        if job.options.timeout_seconds:
-            item["deadline"] = job.created_at + job.options.timeout_seconds
+        item["deadline"] = ends_by
         if not self.table.put(item, "attribute_not_exists(pk)"):
             raise JobExists(job.id)
         return [ChunkRef(job.id, c.start, c.end) for c in chunks[:window]]

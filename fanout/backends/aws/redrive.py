@@ -10,7 +10,9 @@ can be repeated, then an opening:
    chunks to run, its succeeded runs as result items marked `carried` (which the fan-in does
    not count again), then its original result is deleted. Every chunk to run (those runs, and
    chunks that never recorded a result: a cancelled job's) gets an ordinal in a new plan,
-   generation `g`, written as plan pages of their own.
+   generation `g`, written as plan pages of their own. What the run needs (the results kept,
+   the chunks to run, the plan) expires the retention after the run's new deadline
+   (`fanout.backends.aws.expiry`); the job item has no expiry until the job ends again.
 3. open: one conditional update points the window at plan `g`, drops the mark, and the window
    releases as on a first run.
 
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from pydantic_core import from_json, to_json
 
+from fanout.backends.aws import expiry
 from fanout.backends.aws.job_items import PLAN_PAGE
 from fanout.backends.aws.table import Item, Table, chunk_sk, job_key, plan_sk, result_sk
 from fanout.errors import JobNotFinished, JobNotFound, NothingToRedrive
@@ -83,8 +86,7 @@ class Redrive:
             ":now": now,
             ":g": generation,
             ":seen": job.get("redrive_count", 0),
-            ":expires": int(now + self.store.retention + (timeout or 0)),
-            ":deadline": now + timeout if timeout else None,
+            ":deadline": expiry.deadline(now, timeout),
             **ENDED,
         }
         # Timeline: two redrives of one ended job read the same count; the first moves it on,
@@ -93,9 +95,9 @@ class Redrive:
             job_key(job_id),
             "SET #status = :queued, status_id = :status_id, active = :one, failed = :zero,"
             " running = :zero, in_flight = :zero, next_chunk = :zero, chunk_count = :zero,"
-            " redrive_count = :g, redriving = :g, updated_at = :now, expires_at = :expires,"
-            " deadline = :deadline"
-            f" REMOVE finished_at, reduce_value, #error, {EVENT_FIELDS}",
+            " redrive_count = :g, redriving = :g, updated_at = :now, deadline = :deadline"
+            # Running again: the job item keeps no expiry until it ends again.
+            f" REMOVE finished_at, reduce_value, #error, expires_at, {EVENT_FIELDS}",
             condition=f"#status IN ({', '.join(ENDED)})"
             " AND (attribute_not_exists(redrive_count) OR redrive_count = :seen)",
             names={"#status": "status", "#error": "error"},
@@ -109,18 +111,20 @@ class Redrive:
     def prepare_and_open(self, job: Item) -> Item | None:
         """Steps 2 and 3; the job as opened, or None if someone else opened it first."""
         job_id, generation = JobId(job["id"]), job["redriving"]
+        expires = expiry.of_running_job(job, time.time(), self.store.retention)
         chunks = self._items(job_id, "CHUNK#")
         results = {item["sk"]: item for item in self._items(job_id, "RESULT#")}
         for result in list(results.values()):
             if result["kind"] == "result" and result.get("failed"):
-                results |= self._cut(job_id, result, chunks)
+                results |= self._cut(job_id, result, chunks, expires)
         chunks = self._items(job_id, "CHUNK#")
         to_run = sorted(
             (c for c in chunks if c["state"] in ("ready", "running")
              and result_sk(c["start"], c["end"]) not in results),
             key=lambda c: c["start"],
         )  # fmt: skip
-        self._plan(job_id, generation, to_run)
+        self._plan(job_id, generation, to_run, expires)
+        self._keep([*results.values(), *to_run], expires)
         return self.table.update(
             job_key(job_id),
             "SET plan_gen = :g, chunk_count = :count, next_chunk = :zero, in_flight = :zero,"
@@ -130,20 +134,34 @@ class Redrive:
             returns="ALL_NEW",
         )
 
+    def _keep(self, items: list[Item], expires: int) -> None:
+        """Move the expiry of what the run again needs (the results it keeps, the chunks it
+        runs) to the retention after its new deadline: a write per item, once per redrive.
+        Only items still there: a cut result was deleted."""
+        for item in items:
+            if item.get("expires_at", 0) < expires:
+                self.table.update(
+                    {"pk": item["pk"], "sk": item["sk"]},
+                    "SET expires_at = :expires",
+                    condition="attribute_exists(sk)",
+                    values={":expires": expires},
+                )
+
     def _items(self, job_id: JobId, prefix: str) -> list[Item]:
         values = {":pk": f"JOB#{job_id}", ":prefix": prefix}
         return list(
             self.table.query("pk = :pk AND begins_with(sk, :prefix)", values, consistent=True)
         )
 
-    def _cut(self, job_id: JobId, result: Item, chunks: list[Item]) -> dict[str, Item]:
+    def _cut(
+        self, job_id: JobId, result: Item, chunks: list[Item], expires: int
+    ) -> dict[str, Item]:
         """Cut a result with failed items into runs (see the module's docstring); returns the
         carried result items it put, by key."""
         start, end = result["start"], result["end"]
         lines = (result.get("lines") or self.store.blobs.get(result["lines_key"])).split(b"\n")
         original = next(c for c in chunks if c["sk"] == chunk_sk(start, end))
         inputs = from_json(self.store.chunk_input(original))
-        expires = time.time() + self.store.retention
         carried: dict[str, Item] = {}
         for failed, first, stop in runs(lines):
             a, b = start + first, start + stop
@@ -158,13 +176,14 @@ class Redrive:
                     values={":done": "done"},
                 )
             else:
-                item = self.store.carried_result(job_id, a, b, b"\n".join(lines[first:stop]))
+                kept = b"\n".join(lines[first:stop])
+                item = self.store.carried_result(job_id, a, b, kept, expires)
                 self.table.put(item, "attribute_not_exists(sk)")
                 carried[item["sk"]] = item
         self.table.delete({"pk": f"JOB#{job_id}", "sk": result["sk"]})
         return carried
 
-    def _plan(self, job_id: JobId, generation: int, to_run: list[Item]) -> None:
+    def _plan(self, job_id: JobId, generation: int, to_run: list[Item], expires: int) -> None:
         bounds = [c["start"] for c in to_run]
         ends = [c["end"] for c in to_run]
         for page, first in enumerate(range(0, max(len(to_run), 1), PLAN_PAGE)):
@@ -178,7 +197,7 @@ class Redrive:
                     "sk": plan_sk(generation, page),
                     "kind": "plan",
                     "starts_ends": packed.tobytes(),
-                    "expires_at": int(time.time() + self.store.retention),
+                    "expires_at": expires,
                 }
             )
         for ordinal, chunk in enumerate(to_run):
