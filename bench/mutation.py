@@ -32,6 +32,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -344,11 +345,12 @@ def _run_mutmut(
         # By default what the SQLite run left: the listed mutants and the survivors.
         names = names or sorted({*equivalent, *_survivors(_modules(patterns, equivalent), [])})
     elif args.survivors:
+        # Survivors have a verdict: they are named to mutmut, which retests them.
         names = _survivors(_modules(patterns, equivalent), names)
         if not names:
             print("no surviving mutants to retest", file=sys.stderr)
             return 0
-    if names and not args.again and (work / "mutants").exists():
+    if names and not (args.again or args.survivors) and (work / "mutants").exists():
         # mutmut retests every mutant a name on its command line matches, verdict or not:
         # name only those without one, so an interrupted run resumes where it stopped.
         names = _unjudged(work / "mutants", names)
@@ -356,7 +358,11 @@ def _run_mutmut(
             print("every mutant those names match has a verdict (--again retests)", file=sys.stderr)
             return 0
     command = ["mutmut", "run", "--max-children", str(args.max_children), *names]
-    return subprocess.run(command, cwd=work, stdout=sys.stderr, check=False).returncode
+    # pytest's tmp_path directories in a root of this run's own: other pytest sessions on the
+    # machine remove old ones from the shared root, and a removal racing ours fails the run.
+    with tempfile.TemporaryDirectory(prefix="bench-mutation-") as temproot:
+        env = {**os.environ, "PYTEST_DEBUG_TEMPROOT": temproot}
+        return subprocess.run(command, cwd=work, env=env, stdout=sys.stderr, check=False).returncode
 
 
 def _modules(patterns: list[str], equivalent: Mapping[str, str]) -> list[Module]:

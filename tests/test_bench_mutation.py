@@ -5,6 +5,10 @@ the suite (it takes tens of minutes)."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -181,8 +185,6 @@ def test_the_aws_run_s_configuration_selects_the_aws_tests_and_keeps_the_rest(
     tmp_path: Path,
 ) -> None:
     work = mutation.aws_work_dir(mutation.ROOT, tmp_path / "work")
-    import tomllib
-
     written = tomllib.loads((work / "pyproject.toml").read_text())
     project = tomllib.loads((mutation.ROOT / "pyproject.toml").read_text())
     aws = project["tool"]["bench"]["mutation-aws"]
@@ -196,3 +198,23 @@ def test_the_aws_run_s_configuration_selects_the_aws_tests_and_keeps_the_rest(
     assert (work / "fanout").resolve() == mutation.ROOT / "fanout"
     assert (work / "tests").resolve() == mutation.ROOT / "tests"
     assert mutation.aws_work_dir(mutation.ROOT, tmp_path / "work") == work  # made again: the same
+
+
+def test_the_sqlite_run_leaves_out_only_the_tests_of_the_aws_backend() -> None:
+    """`-k "not aws"` matches any name holding "aws": a test named "..._draws_..." was left out
+    of every mutation run, and the three mutants only it killed were reported surviving."""
+    config = tomllib.loads((mutation.ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+        + config["pytest_add_cli_args_test_selection"],
+        cwd=mutation.ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    tests = [line for line in listed if "::" in line]
+
+    assert len(tests) > 100
+    left_out = [t for t in tests if "aws" in t.lower()]
+    assert left_out, "the contract tests run on the aws backend too"
+    assert [t for t in left_out if not re.search(r"[\[-]aws[\]-]", t)] == []

@@ -117,7 +117,7 @@ def delays(attempt: Attempt, so_far: int, cap: float = 1e6, most: int = 100) -> 
 
 
 @pytest.mark.parametrize("so_far", [1, 2, 3, 4])
-def test_the_backoff_draws_over_the_whole_range_from_half_the_base_to_its_doubling(
+def test_the_backoff_is_drawn_from_the_whole_range_from_half_the_base_to_its_doubling(
     so_far: int,
 ) -> None:
     """Full jitter between base/2 and base * 2^(n-1): never sooner, never later, and spread

@@ -1,6 +1,7 @@
 """Reading jobs back from a `JobStore`, written once for every backend: reads of different jobs
 with nothing written between them each find their own job, a taken id is refused naming it,
-an unknown job has no secret, and a store made just now has nothing to deliver.
+an unknown job has no secret, and a store made just now has nothing to deliver. And SQLite's
+readiness probe, on a disk with less room than a job needs, says how much is free and where.
 
 Written to kill the mutants `python -m bench mutation` found surviving in
 `fanout/backends/sqlite/jobs.py` (the per-thread cache of recent reads keyed by job id) and
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from fanout.errors import JobExists
+from fanout import wiring
+from fanout.backends.sqlite import jobs
+from fanout.errors import JobExists, StoreUnavailable
 from fanout.models import JobId
 from fanout.service import Backend
 from fanout.settings import Settings
@@ -66,3 +69,19 @@ def test_a_store_made_just_now_has_nothing_to_deliver(name: str, settings: Setti
 
     assert made.outbox.undelivered() == 0
     assert made.outbox.due_events(1e12, 10) == []
+
+
+def test_a_store_with_less_room_than_a_job_needs_is_unavailable_saying_how_much_and_where(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator reads the message in the server's log (`/readyz` and writes answer 503)."""
+    store = wiring.sqlite_backend(settings)
+    store.jobs.probe(1.0)  # room enough on the test's disk
+    monkeypatch.setattr(jobs, "MIN_FREE_BYTES", 1 << 62)  # more than any disk has
+
+    with pytest.raises(StoreUnavailable) as unavailable_now:
+        store.jobs.probe(2.0)
+
+    free, _, where = str(unavailable_now.value).partition(" bytes free in ")
+    assert int(free) > 0
+    assert where == str(settings.data_dir)
