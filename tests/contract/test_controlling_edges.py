@@ -1,0 +1,107 @@
+"""A client's changes to a running or ended job, and admission, on the SQLite service: what
+each refusal names, that another tenant's job is never touched, and backpressure's bounds (at
+the bound already refused, with what waits, how many, the bound and when to retry).
+
+Written to kill mutants `python -m bench mutation` found surviving in
+`fanout/service/controlling.py` (issue 13). In tests/contract/ because the mutation run selects
+this folder already (changing its selection resets every mutmut verdict).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fanout.errors import JobFinished, JobNotFound, Overloaded
+from fanout.models import Job, JobStatus, TenantId
+from fanout.service import Fanout, JobRequest
+from fanout.settings import Settings
+from fanout.wiring import build
+
+TENANT = TenantId("tenant-a")
+OTHER = TenantId("tenant-b")
+HOOK = "http://127.0.0.1:9/hook"
+
+
+def submit(service: Fanout, items: int = 3, **options: Any) -> Job:
+    request = JobRequest(task="echo", items=list(range(items)), params={}, **options)
+    job, _ = service.submit(TENANT, request)
+    return job
+
+
+def test_a_cancelled_job_says_so_and_refuses_a_second_cancel_and_a_new_window(
+    service: Fanout,
+) -> None:
+    job = submit(service, chunk_size=1, max_concurrency=1)
+
+    cancelled = service.cancel(TENANT, job.id)
+
+    assert (cancelled.status, cancelled.error) == (JobStatus.CANCELLED, "cancelled by the client")
+    with pytest.raises(JobFinished) as again:
+        service.cancel(TENANT, job.id)
+    with pytest.raises(JobFinished) as window:
+        service.set_max_concurrency(TENANT, job.id, 5)
+    assert str(again.value) == str(window.value) == job.id
+
+
+def test_a_redrive_answers_with_the_job_running_again(service: Fanout) -> None:
+    job = submit(service, chunk_size=1, max_concurrency=1)
+    service.cancel(TENANT, job.id)
+
+    again = service.redrive(TENANT, job.id)
+
+    assert (again.id, again.status, again.redrive_count) == (job.id, JobStatus.QUEUED, 1)
+    assert again.pending == 3
+
+
+def test_another_tenant_can_neither_redrive_nor_resize_nor_cancel_a_job(service: Fanout) -> None:
+    job = submit(service, chunk_size=1, max_concurrency=1)
+
+    with pytest.raises(JobNotFound):
+        service.set_max_concurrency(OTHER, job.id, 5)
+    with pytest.raises(JobNotFound):
+        service.cancel(OTHER, job.id)
+    service.cancel(TENANT, job.id)
+    with pytest.raises(JobNotFound):
+        service.redrive(OTHER, job.id)
+
+    assert service.get(TENANT, job.id).redrive_count == 0
+
+
+def test_a_wider_window_answers_with_the_job_as_resized(service: Fanout) -> None:
+    job = submit(service, chunk_size=1, max_concurrency=1)
+
+    resized = service.set_max_concurrency(TENANT, job.id, 3)
+
+    assert resized.options.max_concurrency == 3
+
+
+def test_admission_refuses_at_the_bound_of_unstarted_chunks_naming_it(settings: Settings) -> None:
+    service = build(settings.model_copy(update={"max_unstarted_chunks": 3}))
+    submit(service, items=2, chunk_size=1)
+    service.admit()
+    submit(service, items=1, chunk_size=1)
+
+    with pytest.raises(Overloaded) as refused:
+        service.admit()
+
+    overloaded = refused.value
+    assert (overloaded.what, overloaded.count, overloaded.bound) == ("chunks", 3, 3)
+    assert overloaded.retry_after == settings.backpressure_retry_after
+    assert str(overloaded) == "3 chunks wait, at or over the bound of 3"
+
+
+def test_admission_refuses_at_the_bound_of_undelivered_webhooks_naming_it(
+    settings: Settings,
+) -> None:
+    service = build(settings.model_copy(update={"max_undelivered_webhooks": 1}))
+    job = submit(service, items=1, webhook_url=HOOK)
+    service.cancel(TENANT, job.id)
+
+    with pytest.raises(Overloaded) as refused:
+        service.admit()
+
+    overloaded = refused.value
+    assert (overloaded.what, overloaded.count, overloaded.bound) == ("webhooks", 1, 1)
+    assert overloaded.retry_after == settings.backpressure_retry_after
