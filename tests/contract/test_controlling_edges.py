@@ -9,6 +9,7 @@ this folder already (changing its selection resets every mutmut verdict).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from fanout.models import Job, JobStatus, TenantId
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
+from tests.contract.support import new_job
 
 TENANT = TenantId("tenant-a")
 OTHER = TenantId("tenant-b")
@@ -45,11 +47,16 @@ def test_a_cancelled_job_says_so_and_refuses_a_second_cancel_and_a_new_window(
     assert str(again.value) == str(window.value) == job.id
 
 
-def test_a_redrive_answers_with_the_job_running_again(service: Fanout) -> None:
+def test_a_redrive_answers_with_the_job_running_again_and_logs_it(
+    service: Fanout, caplog: pytest.LogCaptureFixture
+) -> None:
     job = submit(service, chunk_size=1, max_concurrency=1)
     service.cancel(TENANT, job.id)
 
-    again = service.redrive(TENANT, job.id)
+    with caplog.at_level(logging.INFO, logger="fanout"):
+        again = service.redrive(TENANT, job.id)
+
+    assert f"job {job.id} redriven (1)" in [r.getMessage() for r in caplog.records]
 
     assert (again.id, again.status, again.redrive_count) == (job.id, JobStatus.QUEUED, 1)
     assert again.pending == 3
@@ -66,7 +73,8 @@ def test_another_tenant_can_neither_redrive_nor_resize_nor_cancel_a_job(service:
     with pytest.raises(JobNotFound):
         service.redrive(OTHER, job.id)
 
-    assert service.get(TENANT, job.id).redrive_count == 0
+    untouched = service.get(TENANT, job.id)
+    assert (untouched.options.max_concurrency, untouched.redrive_count) == (1, 0)
 
 
 def test_a_wider_window_answers_with_the_job_as_resized(service: Fanout) -> None:
@@ -105,3 +113,12 @@ def test_admission_refuses_at_the_bound_of_undelivered_webhooks_naming_it(
     overloaded = refused.value
     assert (overloaded.what, overloaded.count, overloaded.bound) == ("webhooks", 1, 1)
     assert overloaded.retry_after == settings.backpressure_retry_after
+
+
+def test_readiness_counts_the_backlog_afresh(service: Fanout) -> None:
+    """/readyz: what another process stored since the last count shows at once."""
+    assert service.backlog().unstarted_chunks == 0
+    job, chunks = new_job(total=4, chunk_size=1, max_concurrency=1)
+    service.backend.jobs.create_job(job, chunks)
+
+    assert service.ready().unstarted_chunks == 4
