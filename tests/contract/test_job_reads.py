@@ -4,8 +4,8 @@ an unknown job has no secret, and a store made just now has nothing to deliver. 
 readiness probe, on a disk with less room than a job needs, says how much is free and where.
 
 Written to kill the mutants `python -m bench mutation` found surviving in
-`fanout/backends/sqlite/jobs.py` (the per-thread cache of recent reads keyed by job id) and
-`outbox.py` (a store built inside a test, so the run sees which test reaches its constructor).
+`fanout/backends/sqlite/jobs.py` (the per-thread cache of recent reads keyed by job id, the
+refusal of a taken id, the secret of an unknown job, the probe's message).
 """
 
 from __future__ import annotations
