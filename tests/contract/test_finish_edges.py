@@ -1,7 +1,8 @@
 """The end of a job through `fanout.service.Fanout`, written once for every backend: the
 completion event's payload is the job as a client reads it once it has ended (output, error,
 counts with nothing running, the event itself), the event is stored due at once with no
-attempt made, and, where requests are billed, the finalize's own requests are counted.
+attempt made, where requests are billed the finalize's own requests are counted, and the end is
+logged (the job.finished line) and counted in `/metrics` once, under its status.
 
 Written to kill the mutants `python -m bench mutation` found surviving in the finalize path
 (`fanout/service/finishing.py`); on the aws backend they also judge what only AWS runs (the
@@ -11,12 +12,14 @@ final output file in S3, the event item, the metered requests).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from fanout import task, tasks
+from fanout import metrics, task, tasks
 from fanout.models import Job, JobId, JobStatus, TenantId
 from fanout.service import Backend, Fanout, JobRequest
 from fanout.settings import Settings
@@ -161,3 +164,38 @@ def test_where_requests_are_billed_the_finalize_s_own_are_counted(
         assert after == {}
     else:
         assert sum(after.values()) > sum(before.values())
+
+
+def finished_counted(service: Fanout) -> dict[str, float]:
+    """`fanout_jobs_finished_total` by status, as `/metrics` serves it."""
+    body, _ = metrics.exposition(service, None)
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "fanout_jobs_finished_total"
+    }
+
+
+def test_a_job_s_end_is_logged_and_counted_once_under_its_status(
+    backend: Backend, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = service_on(backend, settings)
+    job = submit(service, [1, -2], "test_finish_edges_positive", chunk_size=1)
+    before = finished_counted(service)
+
+    with caplog.at_level(logging.INFO, logger="fanout.jobs"):
+        done = run_to_end(service, job)
+
+    after = finished_counted(service)
+    assert {s: after[s] - before.get(s, 0.0) for s in after} == {
+        "succeeded": 0.0,
+        "failed": 1.0,
+        "cancelled": 0.0,
+    }
+    [line] = [r for r in caplog.records if getattr(r, "event", None) == "job.finished"]
+    assert line.__dict__["job_id"] == done.id
+    assert line.__dict__["status"] == "failed"
+    assert line.__dict__["counts"] == {"total": 2, "succeeded": 1, "failed": 1, "cancelled": 0}
+    assert done.finished_at is not None
+    assert line.__dict__["duration_s"] == round(done.finished_at - done.created_at, 3)
