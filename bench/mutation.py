@@ -371,8 +371,9 @@ def _modules(patterns: list[str], equivalent: Mapping[str, str]) -> list[Module]
 
 def aws_work_dir(root: Path = ROOT, work: Path = AWS_WORK) -> Path:
     """`work` made ready for mutmut: the sources and tests linked in from `root`, and its
-    pyproject.toml with [tool.mutmut]'s test selection and pytest arguments those of
-    [tool.bench.mutation-aws] (mutmut reads its configuration from the working directory)."""
+    pyproject.toml with [tool.mutmut]'s keys replaced by those of [tool.bench.mutation-aws] (the
+    test selection, pytest's arguments, the process isolation); mutmut reads its configuration
+    from the working directory."""
     work.mkdir(exist_ok=True)
     for name in ("fanout", "tests"):
         link = work / name
