@@ -143,9 +143,8 @@ class Running(Finishing):
         records were read."""
         if self.backend.changes is None:
             return 0
-        read = 0
-        for batch in self.backend.changes.read(limit):
+        batches = self.backend.changes.read(limit)
+        for batch in batches:
             self.aggregate(batch.records)
             self.backend.changes.commit(batch)
-            read += len(batch.records)
-        return read
+        return sum(len(batch.records) for batch in batches)

@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fanout import metrics, task, tasks
+from fanout.backends.aws.outputs import S3FinalOutputs, output_key
 from fanout.models import Job, JobId, JobStatus, TenantId
 from fanout.service import Backend, Fanout, JobRequest
 from fanout.settings import Settings
@@ -118,6 +119,30 @@ def test_a_job_cancelled_with_a_chunk_in_flight_ends_with_nothing_running(
     assert data["error"] == "cancelled by the client"
     assert data["counts"]["running"] == 0
     assert data["counts"]["succeeded"] + data["counts"]["failed"] == 0
+
+
+def test_a_cancelled_job_s_final_output_says_cancelled_for_the_items_that_never_ran(
+    backend: Backend, settings: Settings
+) -> None:
+    """The final output file (where the backend keeps one: AWS, S3) is the job's result lines
+    as they read once it has ended: an item that never ran is `cancelled`, never `pending`."""
+    service = service_on(backend, settings)
+    job = submit(service, [1, 2, 3, 4], chunk_size=2, max_concurrency=1)
+    [delivery] = service.receive("worker")
+    backend.chunks.start_chunk(delivery.chunk, time.time())
+
+    ended = service.cancel(TENANT, job.id)
+
+    expected = [{"index": index, "status": "cancelled"} for index in range(4)]
+    read = [json.loads(line) for line in service.result_lines(ended, 0, None)]
+    assert read == expected
+    if backend.outputs is None:
+        assert ended.output is None
+        return
+    assert ended.output == backend.outputs.location(job.id)
+    assert isinstance(backend.outputs, S3FinalOutputs)
+    written = backend.outputs.blobs.get(output_key(job.id))
+    assert [json.loads(line) for line in written.splitlines()] == expected
 
 
 def test_the_completion_event_is_stored_due_at_once_with_no_attempt_made(

@@ -12,6 +12,7 @@ with notices runs.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fanout import tasks
@@ -50,6 +51,15 @@ def not_visible(service: Fanout) -> int:
         QueueUrl=queue.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
     )
     return int(attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"])
+
+
+def delayed(service: Fanout) -> int:
+    """Notices sent with a delay that has not yet passed, as the queue counts them."""
+    queue: Any = service.backend.notifications
+    attributes = queue.client.get_queue_attributes(
+        QueueUrl=queue.queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )
+    return int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"])
 
 
 def test_a_job_s_end_announces_its_event_once_and_the_notice_claims_it_once(
@@ -103,6 +113,28 @@ def test_a_failed_attempt_s_retry_is_announced_and_a_delivered_one_is_not_retrie
     assert (retry.event_id, retry.job_id) == (job.event.id, job.id)
     event = wait_until(lambda: service.notice_event(retry), 10, "the retry to be due")
     assert event.attempts == 1
+
+
+def test_a_retry_is_announced_with_its_delay_so_its_notice_is_not_seen_before_it_is_due(
+    backend: Backend, settings: Settings
+) -> None:
+    """A retry 30 s off (the receiver's Retry-After) is announced delayed: its notice waits in
+    the queue, unseen, instead of arriving early and being refused as not yet due (which would
+    leave the retry to the sweep's grace period)."""
+    service, job = ended(backend, settings)
+    assert job.event is not None
+    if announces(service):
+        [first] = wait_until(service.receive_notices, 10, "the completion event's notice")
+        service.acknowledge(first)
+
+    service.record_attempt(job.event, Attempt(503, None, 30.0))
+
+    event = service.get(TENANT, job.id).event
+    assert event is not None and event.attempts == 1
+    assert event.next_attempt_at >= time.time() + 20
+    assert service.receive_notices() == []
+    if announces(service):
+        assert delayed(service) == 1
 
 
 def test_the_sweep_leaves_an_announced_event_to_its_notice_for_a_grace_period(
