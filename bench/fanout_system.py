@@ -33,9 +33,10 @@ NDJSON_PIECE = 1 << 20
 
 
 def free_port() -> int:
-    """A port free now, for a peer's server (redis, a bare uvicorn app) told which port to
-    bind: another process may take it first, and that start then fails loudly. `fanout serve`
-    itself binds port 0 and says which port it got (`on_port_0`)."""
+    """A port free now, for a peer's server told which port to bind (redis): another process
+    may take it first, so its caller tries another port when that happens. `fanout serve` binds
+    port 0 and says which port it got (`on_port_0`); the bare uvicorn app is handed a bound
+    socket."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -22,10 +23,11 @@ import httpx
 import psutil
 from fastapi import FastAPI
 
-from bench.fanout_system import STARTUP_SECONDS, FanoutSystem, free_port, stop_tree
+from bench.fanout_system import STARTUP_SECONDS, FanoutSystem, stop_tree
 from bench.system import BenchError
 
 CONNECTIONS = 50
+BACKLOG = 2048  # uvicorn's own default for a socket it binds
 LOAD_GENERATOR = f"wrk -t1 -c{CONNECTIONS} --latency (Debian's wrk, on loopback)"
 STATIC = {"id": "static", "status": "succeeded", "counts": {"total": 1, "succeeded": 1}}
 
@@ -101,11 +103,16 @@ class BareServer:
         self.url = ""
 
     def start(self) -> None:
-        port = free_port()
-        command = [sys.executable, "-m", "uvicorn", "bench.http_load:bare_app", "--factory"]
-        command += ["--host", "127.0.0.1", "--port", str(port)]
-        command += ["--no-access-log", "--log-level", "warning"]
-        self.process = subprocess.Popen(command)
+        # The socket is bound here and handed to uvicorn (--fd): no other process can take
+        # its port between our choosing it and the server's listening on it.
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(BACKLOG)
+            port = listener.getsockname()[1]
+            command = [sys.executable, "-m", "uvicorn", "bench.http_load:bare_app", "--factory"]
+            command += ["--fd", str(listener.fileno())]
+            command += ["--no-access-log", "--log-level", "warning"]
+            self.process = subprocess.Popen(command, pass_fds=[listener.fileno()])
         self.url = f"http://127.0.0.1:{port}/static"
         deadline = time.monotonic() + STARTUP_SECONDS
         with httpx.Client() as client:

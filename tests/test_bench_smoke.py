@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +15,12 @@ import pytest
 from rich.console import Console
 
 from bench import http_load
-from bench.fanout_system import FanoutSystem
+from bench.fanout_system import FanoutSystem, free_port
 from bench.peers import celery_system
 from bench.peers.celery_system import CeleryCluster
 from bench.rss import process_tree
 from bench.throughput import measure
+from tests.contract.support import in_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +84,7 @@ def test_the_throughput_benchmark_streams_ndjson_beside_the_floor_for_a_tiny_run
 def _wrk_expected() -> bool:
     """The HTTP benchmarks' load generator is Debian's wrk, which scripts/install installs
     (scripts/debian-packages.txt): in CI its absence is a failure, on a laptop a skip."""
-    return not http_load.missing() or bool(os.environ.get("CI"))
+    return not http_load.missing() or in_ci()
 
 
 @pytest.mark.skipif(not _wrk_expected(), reason="wrk not installed (scripts/install installs it)")
@@ -180,7 +181,7 @@ def test_the_benchmark_stops_every_process_of_the_server_it_started() -> None:
 def _celery_expected() -> bool:
     """The Celery peer runs where redis-server and celery are installed; CI installs them
     (scripts/install-bench-deps), so there its absence is a failure, not a skip."""
-    return not celery_system.missing() or bool(os.environ.get("CI"))
+    return not celery_system.missing() or in_ci()
 
 
 def test_the_compare_benchmark_writes_its_json_table_and_plot_for_a_tiny_run(
@@ -233,6 +234,27 @@ def test_the_celery_cluster_stops_redis_and_every_worker_it_started() -> None:
         cluster.stop()
     assert len(tree) >= 3  # redis-server, the worker, its pool process
     assert all(_gone(process) for process in tree)
+
+
+@pytest.mark.skipif(
+    not _celery_expected(), reason="redis-server or celery not installed (see bench/README.md)"
+)
+def test_the_celery_cluster_s_redis_moves_to_another_port_when_its_port_is_taken() -> None:
+    """Another process takes the free port first (here: a socket that listens and never
+    answers): redis-server exits saying so, and the cluster's redis runs on another port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        ports = iter([port])
+        cluster = CeleryCluster(1, 1, pick_port=lambda: next(ports, None) or free_port())
+        try:
+            cluster.start()
+            assert cluster.url.startswith("redis://127.0.0.1:")
+            assert cluster.url != f"redis://127.0.0.1:{port}"
+            assert cluster.client is not None and cluster.client.ping()
+        finally:
+            cluster.stop()
 
 
 def test_the_chaos_benchmark_runs_its_campaign_at_a_tiny_size_and_every_job_ends() -> None:

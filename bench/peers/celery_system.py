@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # hung: the callback's result is stored in the same moment as its side effect.
 GET_SECONDS = 5.0
 STOP_SECONDS = 10.0
+REDIS_PORT_TRIES = 5  # ports tried when another process takes the free one first
 INSTALL_HINT = (
     "the Celery peer needs Debian's redis-server and the celery[redis] and gevent packages:"
     " run scripts/install-bench-deps (apt-get install redis-server wrk) and"
@@ -62,8 +64,11 @@ class CeleryCluster:
     worker per CPU with `io_concurrency` greenlets each (fanout's workers x async concurrency).
     Switching pools stops the other pool's workers, so each workload's RSS is its own."""
 
-    def __init__(self, workers: int, io_concurrency: int) -> None:
+    def __init__(
+        self, workers: int, io_concurrency: int, pick_port: Callable[[], int] = free_port
+    ) -> None:
         self.workers = workers
+        self.pick_port = pick_port
         self.io_concurrency = io_concurrency
         self.url = ""
         self.pool: str | None = None
@@ -81,15 +86,7 @@ class CeleryCluster:
             return
         self.dir = Path(tempfile.mkdtemp(prefix="celery-bench-"))
         self.log = (self.dir / "celery.log").open("wb")
-        port = free_port()
-        self.url = f"redis://127.0.0.1:{port}"
-        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", str(self.dir)]
-        self.redis_process = subprocess.Popen(command, stdout=self.log, stderr=self.log)
-        import redis  # here, so that a machine without it is told how to install it
-
-        self.client = redis.Redis.from_url(f"{self.url}/2")
-        self._wait(self._redis_up, "redis-server")
+        self._start_redis()
         # The app reads the URL at import; import it (once) only now that the URL is known.
         os.environ["BENCH_REDIS_URL"] = self.url
         from bench.peers import celery_app
@@ -97,13 +94,39 @@ class CeleryCluster:
         celery_app.app.conf.update(broker_url=f"{self.url}/0", result_backend=f"{self.url}/1")
         self.app, self.tasks, self.done = celery_app.app, celery_app.TASKS, celery_app.chord_done
 
+    def _start_redis(self) -> None:
+        """redis-server on a port free a moment before it binds: if another process takes the
+        port first, redis exits saying so and another port is tried."""
+        import redis  # here, so that a machine without it is told how to install it
+
+        assert self.dir is not None and self.log is not None
+        for _ in range(REDIS_PORT_TRIES):
+            logged = (self.dir / "celery.log").stat().st_size
+            port = self.pick_port()
+            self.url = f"redis://127.0.0.1:{port}"
+            command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+            command += ["--appendonly", "no", "--dir", str(self.dir)]
+            self.redis_process = subprocess.Popen(command, stdout=self.log, stderr=self.log)
+            self.client = redis.Redis.from_url(f"{self.url}/2")
+            try:
+                self._wait(self._redis_up, "redis-server")
+                return
+            except BenchError:
+                with (self.dir / "celery.log").open("rb") as log:
+                    log.seek(logged)
+                    if b"Address already in use" not in log.read():
+                        raise
+                stop_tree(self.redis_process)
+        raise BenchError(f"redis-server found no free port in {REDIS_PORT_TRIES} tries")
+
     def _redis_up(self) -> bool:
+        """Our redis-server answers (not another process that had the port)."""
         import redis
 
-        assert self.client is not None
+        assert self.client is not None and self.redis_process is not None
         try:
-            return bool(self.client.ping())
-        except redis.ConnectionError:
+            return int(self.client.info("server")["process_id"]) == self.redis_process.pid
+        except redis.RedisError:  # not listening yet, or another process that does not answer
             return False
 
     def _wait(self, ready: Any, what: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract.support import in_ci
 from tests.e2e.harness import Launcher, Server
 from tests.waiting import wait_until
 
@@ -131,9 +132,7 @@ def test_cancel_and_watch_a_running_job(fanout: Launcher, tmp_path: Path) -> Non
     (tmp_path / "go").touch()
 
 
-@pytest.mark.skipif(
-    shutil.which("tmux") is None and not os.environ.get("CI"), reason="tmux is not installed"
-)
+@pytest.mark.skipif(shutil.which("tmux") is None and not in_ci(), reason="tmux is not installed")
 def test_the_progress_bar_in_a_terminal_shows_counts_rate_and_eta_then_the_outcome(
     fanout: Launcher, tmp_path: Path
 ) -> None:
