@@ -1,5 +1,6 @@
 """The chunk-size rule and the sampling of chunk timings, without a store; then the sizes the
-README promises with every setting at its default, through the service on SQLite."""
+README promises with every setting at its default, through the service on SQLite (and on AWS,
+on the moto server, for its chunk overhead)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from fanout.models import TenantId
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
+from tests.aws.moto import fresh_settings
+from tests.contract.support import BackendUnavailable, unavailable
 
 SIZING = Sizing(overhead_seconds=0.003, max_items=10_000, max_seconds=10.0)
 NO_OP = 2e-6  # what `echo` measures at here, seconds an item
@@ -134,6 +137,7 @@ def test_a_failed_write_of_timings_is_dropped_not_raised(caplog: pytest.LogCaptu
 
 TENANT = TenantId("default")
 DEFAULT_OVERHEAD = 0.003  # README: FANOUT_CHUNK_OVERHEAD_SECONDS, 3 ms on the embedded backend
+AWS_DEFAULT_OVERHEAD = 0.05  # and 50 ms on AWS
 
 
 @task(name="test_chunking_never_measured")
@@ -158,9 +162,11 @@ def sized(service: Fanout, task_name: str, items: Iterable[Any], **options: Any)
     return job.options.chunk_size
 
 
-def readme_size(total: int, seconds_per_item: float, at_once: int) -> float:
+def readme_size(
+    total: int, seconds_per_item: float, at_once: int, overhead: float = DEFAULT_OVERHEAD
+) -> float:
     """√(n·c/(P·t)), at least c/t (README, "Chunk sizes")."""
-    t, c = seconds_per_item, DEFAULT_OVERHEAD
+    t, c = seconds_per_item, overhead
     return max(math.sqrt(total * c / (at_once * t)), c / t)
 
 
@@ -216,6 +222,23 @@ def test_a_task_never_measured_is_sized_as_one_taking_a_millisecond_an_item(
 
     assert abs(size - expected) <= 0.05 * expected, (size, expected)
     assert size == sized(measured(service, "echo", 1e-3), "echo", range(20_000))
+
+
+def test_on_aws_a_chunk_s_fixed_cost_is_taken_as_50_ms_by_default(tmp_path: Path) -> None:
+    """README: FANOUT_CHUNK_OVERHEAD_SECONDS is 50 ms on AWS (a chunk's SQS, DynamoDB and S3
+    round trips), so a job there gets fewer, bigger chunks than the same job on SQLite. The
+    window (16 by default) is P: Lambda's workers are not counted."""
+    try:
+        aws, clients = fresh_settings(Settings(data_dir=tmp_path / "aws"))
+    except BackendUnavailable as error:
+        unavailable("the moto server", error)
+    service = build(aws, clients)
+    expected = readme_size(20_000, DEFAULT_SECONDS_PER_ITEM, 16, overhead=AWS_DEFAULT_OVERHEAD)
+
+    size = sized(service, "test_chunking_never_measured", range(20_000))
+
+    assert abs(size - expected) <= 0.05 * expected, (size, expected)
+    assert size > 2 * readme_size(20_000, DEFAULT_SECONDS_PER_ITEM, 16)  # SQLite's 3 ms
 
 
 def test_by_default_a_chunk_over_256_kib_is_halved_until_it_fits(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from fanout.backends.aws.expiry import LONGEST_RUN
+from fanout.backends.aws.outbox import idempotency_key
 from fanout.models import Job, JobStatus, TenantId
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
@@ -25,6 +26,7 @@ from tests.waiting import wait_until
 TENANT = TenantId("tenant-a")
 RETENTION_DAYS = 2  # not the default 7, so a retention read from anywhere else is seen
 RETENTION = RETENTION_DAYS * 24 * 3600
+DAY = 24 * 3600  # README: idempotency keys expire after 24 hours
 
 
 def on_moto(settings: Settings) -> tuple[Fanout, Any, str]:
@@ -170,3 +172,27 @@ def test_a_redrive_keeps_what_its_run_needs_until_the_retention_after_its_new_de
     assert {int(i["expires_at"]["N"]) for i in needed} == {expires}
     plan_expiries = {int(i["expires_at"]["N"]) for i in mine if kind_of(i) == "plan"}
     assert expires in plan_expiries
+
+
+def test_an_idempotency_key_expires_by_the_table_s_ttl_a_day_after_its_first_use(
+    settings: Settings,
+) -> None:
+    """README: idempotency keys expire after 24 hours. A key older than a day is no longer
+    honoured (tests/contract/test_idempotency_expiry.py), and its item carries the TTL
+    attribute a day after the key's first use, so DynamoDB deletes it instead of keeping every
+    key forever."""
+    service, clients, table = on_moto(settings)
+    request = JobRequest(task="echo", items=[1, 2], params={})
+    before = time.time()
+
+    service.submit_once(TENANT, request, "key-expiring", lambda job, _: job.id.encode())
+    service.submit_once(TENANT, request, "key-expiring", lambda job, _: job.id.encode())
+
+    after = time.time()
+    ttl = clients.dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    key = idempotency_key(TENANT, "key-expiring")
+    item = clients.dynamodb.get_item(
+        TableName=table, Key={"pk": {"S": key["pk"]}, "sk": {"S": key["sk"]}}
+    )["Item"]
+    expires = float(item[ttl["AttributeName"]]["N"])
+    assert int(before + DAY) <= expires <= after + DAY
