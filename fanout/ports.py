@@ -167,11 +167,14 @@ class Outbox(Protocol):
         """Pending events whose next attempt is at or before `now`, soonest first."""
         ...
 
-    def claim_attempt(self, event: WebhookEvent, now: float, lease_until: float) -> bool:
-        """Take the next attempt of `event` as read (same attempt count, still pending, due at
-        `now`): it is not due again before `lease_until` unless recorded. True for the one
-        deliverer that claimed it, so no attempt goes out twice; a claim whose deliverer died
-        expires with its lease."""
+    def claim_attempts(
+        self, events: Sequence[WebhookEvent], now: float, lease_until: float
+    ) -> list[bool]:
+        """Take the next attempt of each event as read (same attempt count, still pending, due
+        at `now`): it is not due again before `lease_until` unless recorded. For each event, in
+        order, True for the one deliverer that claimed it, so no attempt goes out twice; a claim
+        whose deliverer died expires with its lease. Each claim stands alone (one refused takes
+        nothing from the others); a store with transactions makes the batch one write."""
         ...
 
     def renew_claim(self, event: WebhookEvent, lease_until: float) -> bool:

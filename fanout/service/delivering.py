@@ -34,8 +34,7 @@ class Delivering(ServiceBase):
         NOTICE_GRACE (a notice lost, or a retry further off than the queue can delay it)."""
         now = time.time()
         grace = 0.0 if self.backend.notifications is None else NOTICE_GRACE
-        due = self.backend.outbox.due_events(now - grace, limit)
-        return [claimed for event in due if (claimed := self._claim(event)) is not None]
+        return self._claim(self.backend.outbox.due_events(now - grace, limit))
 
     def _claim_lease(self) -> float:
         """Long enough for one attempt: the send's own deadline, with room to wait for a slot of
@@ -43,14 +42,18 @@ class Delivering(ServiceBase):
         (`confirm_claim`)."""
         return 3 * self.settings.webhook_timeout + 5.0
 
-    def _claim(self, event: WebhookEvent) -> WebhookEvent | None:
-        """The event as claimed (its `next_attempt_at` the claim's lease), or None."""
+    def _claim(self, events: Sequence[WebhookEvent]) -> list[WebhookEvent]:
+        """The events this caller claimed, as claimed (each `next_attempt_at` the claim's
+        lease), in one call to the store."""
         now = time.time()
         lease_until = now + self._claim_lease()
         # A second of clock skew between hosts, as for notices.
-        if not self.backend.outbox.claim_attempt(event, now + 1.0, lease_until):
-            return None
-        return structs.replace(event, next_attempt_at=lease_until)
+        taken = self.backend.outbox.claim_attempts(events, now + 1.0, lease_until)
+        return [
+            structs.replace(event, next_attempt_at=lease_until)
+            for event, claimed in zip(events, taken, strict=True)
+            if claimed
+        ]
 
     def confirm_claim(self, event: WebhookEvent) -> WebhookEvent | None:
         """Called just before an attempt of a claimed event is sent: the event, still claimed
@@ -95,7 +98,7 @@ class Delivering(ServiceBase):
             or event.next_attempt_at > time.time() + 1.0  # a second of clock skew between hosts
         ):
             return None
-        return self._claim(event)
+        return next(iter(self._claim([event])), None)
 
     def record_attempt(self, event: WebhookEvent, attempt: webhooks.Attempt) -> None:
         """Record one delivery attempt of a claimed completion event (made by

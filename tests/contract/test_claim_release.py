@@ -27,7 +27,7 @@ def takeable(service: Fanout, job_id: JobId) -> list[WebhookEvent]:
 
 def claimed(backend: Backend) -> tuple[JobId, WebhookEvent]:
     job, event, at = queued_event(backend)
-    assert backend.outbox.claim_attempt(event, at + 1, at + LEASE)
+    assert backend.outbox.claim_attempts([event], at + 1, at + LEASE) == [True]
     return job.id, structs.replace(event, next_attempt_at=at + LEASE)
 
 

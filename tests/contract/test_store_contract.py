@@ -712,16 +712,43 @@ def test_of_two_deliverers_only_one_claims_an_attempt_until_its_lease_runs_out(
 ) -> None:
     _, event, at = queued_event(backend)
 
-    assert backend.outbox.claim_attempt(event, at + 1, at + 60)
-    assert not backend.outbox.claim_attempt(event, at + 1, at + 60)
+    assert backend.outbox.claim_attempts([event], at + 1, at + 60) == [True]
+    assert backend.outbox.claim_attempts([event], at + 1, at + 60) == [False]
     assert backend.outbox.due_events(at + 30, 10) == []
     [again] = backend.outbox.due_events(at + 61, 10)  # the claimer died: due again
-    assert backend.outbox.claim_attempt(again, at + 61, at + 120)
+    assert backend.outbox.claim_attempts([again], at + 61, at + 120) == [True]
+
+
+def test_claims_made_in_one_batch_each_stand_alone(backend: Backend) -> None:
+    at = time.time()
+    jobs = []
+    for _ in range(3):
+        job, chunks = new_job(webhook=True)
+        backend.jobs.create_job(job, chunks)
+        assert claim(backend, job, at=at)
+        jobs.append(job)
+    by_job = {event.job_id: event for event in backend.outbox.due_events(at, 10)}
+    taken, recorded, free = (by_job[job.id] for job in jobs)
+    assert backend.outbox.claim_attempts([taken], at + 1, at + 60) == [True]
+    backend.outbox.record_attempt(recorded.id, at + 1, 503, None, at + 2, False)
+
+    claims = backend.outbox.claim_attempts([taken, recorded, free], at + 1, at + 60)
+
+    # Already claimed, recorded since it was read, still takeable: one refusal takes nothing
+    # from the others, and the one taken is not due again before its lease ends.
+    assert claims == [False, False, True]
+    assert [event.id for event in backend.outbox.due_events(at + 30, 10)] == [recorded.id]
+    assert {event.id for event in backend.outbox.due_events(at + 61, 10)} == {
+        taken.id,
+        recorded.id,
+        free.id,
+    }
+    assert backend.outbox.claim_attempts([], at + 1, at + 60) == []
 
 
 def test_a_claim_is_renewed_only_by_the_deliverer_still_holding_it(backend: Backend) -> None:
     _, event, at = queued_event(backend)
-    assert backend.outbox.claim_attempt(event, at + 1, at + 60)
+    assert backend.outbox.claim_attempts([event], at + 1, at + 60) == [True]
     held = structs.replace(event, next_attempt_at=at + 60)
 
     assert backend.outbox.renew_claim(held, at + 90)
@@ -729,7 +756,7 @@ def test_a_claim_is_renewed_only_by_the_deliverer_still_holding_it(backend: Back
     renewed = structs.replace(event, next_attempt_at=at + 90)
     # The lease ran out and another deliverer claimed the attempt: the first has lost it.
     [again] = backend.outbox.due_events(at + 91, 10)
-    assert backend.outbox.claim_attempt(again, at + 91, at + 150)
+    assert backend.outbox.claim_attempts([again], at + 91, at + 150) == [True]
     assert not backend.outbox.renew_claim(renewed, at + 200)
     # Once the attempt is recorded, nobody's claim on it can be renewed.
     taken = structs.replace(event, next_attempt_at=at + 150)
@@ -742,7 +769,7 @@ def test_an_attempt_recorded_after_it_was_read_cannot_be_claimed(backend: Backen
 
     backend.outbox.record_attempt(event.id, at + 1, 503, None, at + 2, False)
 
-    assert not backend.outbox.claim_attempt(event, at + 3, at + 60)
+    assert backend.outbox.claim_attempts([event], at + 3, at + 60) == [False]
 
 
 def test_undelivered_counts_pending_events(backend: Backend) -> None:

@@ -6,6 +6,8 @@ job); the sparse `due` index holds the events still pending, by `next_attempt_at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fanout.backends.aws.job_items import event_from_item
 from fanout.backends.aws.table import Item, Table, job_key
 from fanout.errors import IdempotencyConflict, IdempotencyMismatch
@@ -28,7 +30,14 @@ class DynamoOutbox:
         )
         return [event_from_item(item) for item in items]
 
-    def claim_attempt(self, event: WebhookEvent, now: float, lease_until: float) -> bool:
+    def claim_attempts(
+        self, events: Sequence[WebhookEvent], now: float, lease_until: float
+    ) -> list[bool]:
+        # One conditional update each: a transaction would refuse the whole batch for one claim
+        # lost to another deliverer.
+        return [self._claim(event, now, lease_until) for event in events]
+
+    def _claim(self, event: WebhookEvent, now: float, lease_until: float) -> bool:
         # Timeline: two deliverers read the same due event; the first moves its next attempt
         # past the lease, the second's condition (the same attempt, still due) then fails. The
         # attempt's record moves `next_attempt_at` on; a dead deliverer's lease just runs out.

@@ -3,6 +3,8 @@ and recorded with the next one's time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic_core import to_json
 
 from fanout.backends.sqlite.db import Database
@@ -27,16 +29,23 @@ class SqliteOutbox:
         )
         return [e for row in rows if (e := event_from_row(row, 0, row[8])) is not None]
 
-    def claim_attempt(self, event: WebhookEvent, now: float, lease_until: float) -> bool:
+    def claim_attempts(
+        self, events: Sequence[WebhookEvent], now: float, lease_until: float
+    ) -> list[bool]:
+        """One write for the batch: a notifier claims what it read in one turn of the writer,
+        where a write per event kept the workers waiting for the file's write lock."""
+        if not events:
+            return []
         with self.db.write() as conn:
-            return (
+            return [
                 conn.execute(
                     "UPDATE outbox SET next_attempt_at = ? WHERE event_id = ?"
                     " AND status = 'pending' AND attempts = ? AND next_attempt_at <= ?",
                     (lease_until, event.id, event.attempts, now),
                 ).rowcount
                 == 1
-            )
+                for event in events
+            ]
 
     def renew_claim(self, event: WebhookEvent, lease_until: float) -> bool:
         with self.db.write() as conn:
