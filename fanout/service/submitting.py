@@ -147,12 +147,15 @@ class Submitting(TakingIn, Controlling):
 
     def _seconds_per_item(self, task: str) -> float | None:
         """The task's measured time per item, read from the store at most every STATS_TTL
-        seconds (a submit should not cost a read more)."""
+        seconds (a submit should not cost a read more). A task not measured yet is read again
+        at each submit: its first chunk's time is written at once (`chunking.TaskTimes`), and
+        every job sized by the default until then is cut into chunks for 1 ms items (under a
+        load of small jobs of a fast task, thousands of needless chunks a second)."""
         if self.backend.stats is None:
             return None
         now = time.monotonic()
         read_at, value = self._measured.get(task, (-STATS_TTL, None))
-        if now - read_at >= STATS_TTL:
+        if value is None or now - read_at >= STATS_TTL:
             value = self.backend.stats.seconds_per_item(task)
             self._measured[task] = (now, value)
         return value

@@ -29,6 +29,11 @@ def fresh(item: int) -> int:
     return item
 
 
+@task(name="test_sizing_newcomer")
+def newcomer(item: int) -> int:
+    return item
+
+
 def service_on(backend: Backend, settings: Settings, **overrides: object) -> Fanout:
     return Fanout(backend, settings.model_copy(update={"workers": 2, **overrides}))
 
@@ -107,6 +112,20 @@ def test_a_task_never_measured_gets_a_default_that_spreads(
     job = submit(service, "test_sizing_fresh", 10_000, max_concurrency=100)
 
     assert 1 < job.options.chunk_size < 10_000 // 2
+
+
+def test_a_new_task_s_first_measurement_sizes_its_very_next_job(
+    backend: Backend, settings: Settings
+) -> None:
+    service = service_on(backend, settings)
+    first = submit(service, "test_sizing_newcomer", 1000, max_concurrency=8)
+    assert first.options.chunk_size < 1000  # never measured: 1 ms an item is assumed
+
+    measure(backend, "test_sizing_newcomer", 2e-6)  # its first chunk's time, written at once
+
+    assert (
+        submit(service, "test_sizing_newcomer", 1000, max_concurrency=8).options.chunk_size == 1000
+    )
 
 
 def test_running_chunks_records_the_task_s_time_per_item(
