@@ -12,6 +12,7 @@ with notices runs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -94,6 +95,33 @@ def test_a_notice_for_another_event_of_the_job_claims_nothing(
     assert service.notice_event(stale) is None
     assert service.notice_event(unknown) is None
     assert service.notice_event(Notice(job.event.id, job.id)) is not None
+
+
+class Rival:
+    """The outbox, where another deliverer claims each batch just before this one does: the
+    race between reading a pending, due event and claiming its attempt."""
+
+    def __init__(self, outbox: Any) -> None:
+        self.outbox = outbox
+
+    def claim_attempts(self, events: Any, now: float, lease_until: float) -> list[bool]:
+        self.outbox.claim_attempts(events, now, lease_until)
+        taken: list[bool] = self.outbox.claim_attempts(events, now, lease_until)
+        return taken
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.outbox, name)
+
+
+def test_a_notice_whose_attempt_another_deliverer_claims_first_claims_nothing(
+    backend: Backend, settings: Settings
+) -> None:
+    service, job = ended(backend, settings)
+    assert job.event is not None
+    racing = Fanout(dataclasses.replace(backend, outbox=Rival(backend.outbox)), settings)
+
+    assert racing.notice_event(Notice(job.event.id, job.id)) is None
+    assert service.due_events(10) == []  # the rival holds the attempt
 
 
 def test_a_failed_attempt_s_retry_is_announced_and_a_delivered_one_is_not_retried(
