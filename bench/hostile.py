@@ -29,6 +29,7 @@ class Seen:
     sent: int = 0
     hung_up: bool = False  # the server closed the connection before the receiver was done
     done: bool = False
+    opened: float = field(default_factory=time.monotonic)
 
 
 @dataclass

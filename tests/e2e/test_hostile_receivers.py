@@ -56,6 +56,27 @@ def test_a_dripping_receiver_is_cut_off_at_the_webhook_timeout(fanout: Launcher)
     assert server.job(job["id"])["webhook"]["status"] == "pending"  # retried later
 
 
+def test_one_receiver_gets_four_attempts_at_once_and_the_rest_wait_for_a_slot(
+    fanout: Launcher,
+) -> None:
+    """A receiver that never answers holds at most its destination's four slots: eight events for
+    it go out four at a time, the next four only as the first are cut off at the timeout."""
+    timeout = 4.0
+    server = fanout.serve(workers=1, env={"FANOUT_WEBHOOK_TIMEOUT": str(timeout)})
+    with Dripper(lasting=60.0).running() as dripper:
+        jobs = [webhook_job(server, dripper.url) for _ in range(8)]
+        for job in jobs:
+            wait_until(lambda job=job: server.job(job["id"])["status"] == "succeeded", 30, "end")
+        wait_until(lambda: len(dripper.connections()) >= 8, 60.0, "eight attempts")
+        opened = sorted(seen.opened for seen in dripper.connections())
+
+    # An attempt's one deadline covers its connection, so a slot frees no sooner than `timeout`
+    # after the connection holding it opened: no window shorter than that sees a fifth open.
+    window = timeout - 0.5
+    assert all(later - first > window for first, later in zip(opened, opened[4:], strict=False))
+    assert opened[3] - opened[0] < window  # the first four went out at once, not one by one
+
+
 def test_a_healthy_webhook_is_not_held_up_by_eight_dripping_receivers(
     fanout: Launcher, receiver: Receiver
 ) -> None:
