@@ -64,9 +64,12 @@ def test_one_receiver_gets_four_attempts_at_once_and_the_rest_wait_for_a_slot(
     timeout = 6.0
     server = fanout.serve(workers=1, env={"FANOUT_WEBHOOK_TIMEOUT": str(timeout)})
     with Dripper(lasting=60.0).running() as dripper:
-        jobs = [webhook_job(server, dripper.url) for _ in range(8)]
-        for job in jobs:
-            wait_until(lambda job=job: server.job(job["id"])["status"] == "succeeded", 30, "end")
+        jobs = [webhook_job(server, dripper.url)["id"] for _ in range(8)]
+
+        def ended() -> bool:
+            return all(server.job(job)["status"] == "succeeded" for job in jobs)
+
+        wait_until(ended, 30.0, "the eight jobs to end")
         wait_until(lambda: len(dripper.connections()) >= 8, 60.0, "eight attempts")
         opened = sorted(seen.opened for seen in dripper.connections())
 
