@@ -106,6 +106,11 @@ class BareServer:
         # The socket is bound here and handed to uvicorn (--fd): no other process can take
         # its port between our choosing it and the server's listening on it.
         with socket.socket() as listener:
+            # uvicorn takes an --fd socket for a Unix one, so asyncio leaves Nagle's algorithm on
+            # for each connection it accepts, and every answer written in two parts waited for
+            # the client's delayed ACK (~40 ms: 1,136 req/s, p50 44 ms). Linux gives accepted
+            # connections the listener's TCP_NODELAY.
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             listener.bind(("127.0.0.1", 0))
             listener.listen(BACKLOG)
             port = listener.getsockname()[1]
