@@ -1,9 +1,14 @@
 """The one-machine runtime: worker processes under a supervisor, and the background parts the
 backend needs (the notifier engine of `fanout.workers.notifier`, reconciler, lease sweep; on AWS
-also the stream aggregator and the notice poller), in `fanout serve` and `fanout worker` alike.
+also the stream aggregator and the notice poller). `fanout serve` runs the background parts in a
+process of their own, under a supervisor too, as AWS runs them in functions of their own: in
+the API's process they took turns for its one interpreter lock with the event loop, and a write
+transaction of theirs, waiting for that lock between statements, held the store's write lock
+meanwhile. `fanout worker`, with no API, runs them on threads of its own process.
 
 Worker processes are forked from a forkserver that has already imported fanout and the task
-modules, so replacing a dead worker costs milliseconds. Each gets an owner token of its own;
+modules, so replacing a dead worker costs milliseconds. The background process is spawned (a
+fresh interpreter, as each lives long), and ends when the process that started it is gone. Each gets an owner token of its own;
 when one dies, the messages it held are made visible at once instead of after their visibility
 timeout; their receive counts stand, so a chunk that keeps killing workers still reaches the
 dead letters and is split. No loop and no supervisor dies of a store error: each logs it, backs
@@ -16,14 +21,16 @@ import logging
 import multiprocessing
 import os
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
-from typing import Protocol
+from typing import Literal, Protocol
 
-from fanout import logs
+from fanout import logs, tasks
 from fanout.service import Fanout
 from fanout.settings import Settings
 from fanout.wiring import build
@@ -32,11 +39,46 @@ from fanout.workers import chunk_worker
 log = logging.getLogger("fanout.runtime")
 MAX_BACKOFF = 5.0  # seconds, between tries of a failing loop and between quick respawns
 QUICK_EXIT = 2.0  # a worker that exits sooner than this after its start is respawned later
+ORPHAN_CHECK = 0.5  # seconds between the background process's looks at its parent
 
 
 def _worker_process(settings: Settings, supervisor: int, owner: str) -> None:
     logs.configure(settings)  # a fresh interpreter: the parent's logging is not inherited
     chunk_worker.main(build(settings), supervisor, owner)
+
+
+def _background_process(settings: Settings, supervisor: int, owner: str) -> None:
+    """The background parts until SIGTERM (the supervisor's stop), or until the process that
+    started this one is gone (then this one is an orphan nobody stops). Stopping lets the
+    notifier hand back the claims of attempts it cannot finish. SIGINT, which a terminal sends
+    to the whole process group, is left to the parent, which stops this process in turn."""
+    logs.configure(settings)
+    tasks.load(settings.tasks, settings.app_dir)  # reducers run where jobs are finalized
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parts = background(build(settings))
+    for part in parts:
+        part.start()
+    while not stop.wait(ORPHAN_CHECK) and os.getppid() == supervisor:
+        pass
+    for part in reversed(parts):
+        part.stop()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a supervisor's processes run: `target(settings, supervisor pid, owner token)`,
+    started with `start_method`; `holds_chunks` when a dead one's chunks are to be handed back."""
+
+    name: str
+    target: Callable[[Settings, int, str], None]
+    start_method: Literal["forkserver", "spawn"]
+    holds_chunks: bool
+
+
+WORKERS = Kind("worker", _worker_process, "forkserver", holds_chunks=True)
+BACKGROUND = Kind("background process", _background_process, "spawn", holds_chunks=False)
 
 
 def quick_backoff(quick_exits: int) -> float:
@@ -58,8 +100,9 @@ class Slot:
 
 
 class Supervisor:
-    """Keeps `count` worker processes alive until stopped. `quick_exit`, `backoff` and `clock`
-    are the respawn policy (tests give their own to make a slot wait for minutes)."""
+    """Keeps `count` processes of `kind` (workers by default) alive until stopped. `quick_exit`,
+    `backoff` and `clock` are the respawn policy (tests give their own to make a slot wait for
+    minutes)."""
 
     def __init__(
         self,
@@ -67,6 +110,7 @@ class Supervisor:
         service: Fanout,
         count: int,
         *,
+        kind: Kind = WORKERS,
         quick_exit: float = QUICK_EXIT,
         backoff: Callable[[int], float] = quick_backoff,
         clock: Callable[[], float] = time.monotonic,
@@ -74,13 +118,18 @@ class Supervisor:
         self.settings = settings
         self.service = service
         self.count = count
+        self.kind = kind
         self.quick_exit = quick_exit
         self.backoff = backoff
         self.clock = clock
-        self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(
-            ["fanout.wiring", "fanout.workers.chunk_worker", *settings.tasks]
-        )
+        if kind.start_method == "forkserver":
+            forkserver = multiprocessing.get_context("forkserver")
+            forkserver.set_forkserver_preload(
+                ["fanout.wiring", "fanout.workers.chunk_worker", *settings.tasks]
+            )
+            self.context: ForkServerContext | SpawnContext = forkserver
+        else:
+            self.context = multiprocessing.get_context("spawn")
         self.slots: list[Slot] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
@@ -93,9 +142,9 @@ class Supervisor:
     def _spawn(self, quick_exits: int = 0) -> Slot:
         owner = f"{os.getpid()}-{secrets.token_hex(6)}"
         process = self.context.Process(
-            target=_worker_process,
+            target=self.kind.target,
             args=(self.settings, os.getpid(), owner),
-            name="fanout-worker",
+            name=f"fanout-{self.kind.name.replace(' ', '-')}",
             daemon=True,
         )
         process.start()
@@ -123,8 +172,11 @@ class Supervisor:
         """Hand back what the dead process held, at once (it waits for no respawn), and set
         when its slot respawns: now, or after a backoff if it died soon after its start."""
         process = slot.process
-        log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
-        self._reclaim(slot.owner)
+        log.warning(
+            "%s %s exited with %s; starting another", self.kind.name, process.pid, process.exitcode
+        )
+        if self.kind.holds_chunks:
+            self._reclaim(slot.owner)
         now = self.clock()
         if now - slot.started < self.quick_exit:
             # Dying at once again and again (say, the store cannot open): slow down.
@@ -143,7 +195,7 @@ class Supervisor:
             log.warning("could not hand back the chunks of worker %s yet: %s", owner, error)
 
     def live(self) -> int:
-        """Worker processes alive now (for `/metrics`)."""
+        """Processes alive now (the workers': for `/metrics`)."""
         return sum(slot.process.is_alive() for slot in self.slots)
 
     def pids(self) -> list[int]:
@@ -160,7 +212,8 @@ class Supervisor:
             if slot.process.is_alive():
                 slot.process.kill()
                 slot.process.join()
-            self._reclaim(slot.owner)
+            if self.kind.holds_chunks:
+                self._reclaim(slot.owner)
 
 
 class Loop:

@@ -58,13 +58,13 @@ def serve(
     access_log: AccessLog = None,
     port_file: PortFile = None,
 ) -> None:
-    """Run the API, N worker processes, the webhook notifier and the reconciler (and, on AWS,
-    the stream aggregator)."""
+    """Run the API, N worker processes, and a process for the webhook notifier, the reconciler
+    and the sweeps (on AWS also the stream aggregator)."""
     import uvicorn
 
     from fanout.api.app import create_app
     from fanout.api.protocol import guarded_protocol
-    from fanout.workers.local import Supervisor, background
+    from fanout.workers.local import BACKGROUND, Supervisor
 
     settings = settings_from(
         host=host,
@@ -92,11 +92,10 @@ def serve(
             " server listens on loopback only.",
         )
     supervisor = Supervisor(settings, service, settings.workers)
-    parts = background(service)
+    housekeeper = Supervisor(settings, service, 1, kind=BACKGROUND)
     _reclaim_at_start(settings, service)
     supervisor.start()
-    for part in parts:
-        part.start()
+    housekeeper.start()
     say(
         settings,
         f"fanout {__version__} serving on http://{settings.host}:{settings.port} with"
@@ -118,8 +117,7 @@ def serve(
     try:
         server.run(sockets=[sock])
     finally:
-        for part in reversed(parts):
-            part.stop()
+        housekeeper.stop()
         supervisor.stop()
         if port_file is not None:
             port_file.unlink(missing_ok=True)

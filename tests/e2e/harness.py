@@ -112,6 +112,18 @@ class Process:
                 continue
         return workers
 
+    def background(self) -> list[psutil.Process]:
+        """`fanout serve`'s background process (notifier, reconciler, sweeps): its one child
+        started by multiprocessing's spawn."""
+        found: list[psutil.Process] = []
+        for child in self.descendants():
+            try:
+                if "multiprocessing.spawn" in " ".join(child.cmdline()) and _alive(child):
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
     def bound_port(self, port_file: Path) -> int:
         """The port a `fanout serve --port 0 --port-file PORT_FILE` listens on, once written."""
 
