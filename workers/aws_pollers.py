@@ -72,6 +72,17 @@ def job_objects(service: Fanout) -> JobObjectsPoller | None:
     return JobObjectsPoller(reader, S3JobObjects(outputs.blobs))
 
 
+def job_objects_loop(service: Fanout) -> Loop | None:
+    deleter = job_objects(service)
+    if deleter is None:
+        return None
+
+    def step() -> None:
+        deleter.step()
+
+    return Loop("job objects", DELETE_EVERY, step)
+
+
 class NoticePoller:
     """The notifier Lambda's two event sources, notices on the notify queue and the sweep,
     feeding one long-running delivery engine (so a slow receiver holds only its own attempts).
@@ -104,12 +115,8 @@ def pollers(service: Fanout) -> list[Part]:
     """The stream aggregator, the job-objects deleter, and the notifier engine fed by notices
     and the sweep, where the backend has them; in the order to start them."""
     parts: list[Part] = [aggregator(service)] if service.counts_by_stream else []
-    if (deleter := job_objects(service)) is not None:
-
-        def delete() -> None:
-            deleter.step()
-
-        parts.append(Loop("job objects", DELETE_EVERY, delete))
+    if (deleter := job_objects_loop(service)) is not None:
+        parts.append(deleter)
     if service.announces_events:
         engine = Notifier(service, poll=False)
         notices = NoticePoller(service, engine)

@@ -21,7 +21,16 @@ from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
 from fanout.workers import lambda_handlers
-from fanout.workers.aws_pollers import JOB_OBJECTS, JobObjectsPoller, drain_stream, job_objects
+from fanout.workers.aws_pollers import (
+    JOB_OBJECTS,
+    JobObjectsPoller,
+    drain_stream,
+    job_objects,
+    job_objects_loop,
+    pollers,
+)
+from fanout.workers.local import Loop
+from fanout.workers.notifier import Notifier
 from tests.aws.lambda_events import stream_event
 from tests.aws.moto import fresh_settings
 from tests.aws.test_item_expiry import TENANT, run_to_end
@@ -139,27 +148,33 @@ def neighbours(job_id: str) -> list[str]:
 
 class Runtime:
     """How removed job items reach the deleter: Lambda's event source (the handler), or the
-    poller `fanout serve --backend aws` runs."""
+    poller's loop `fanout serve --backend aws` runs in a thread of its own."""
 
     def __init__(self, moto: OnMoto, kind: str) -> None:
         self.moto, self.kind = moto, kind
         self.after: dict[str, str] = {}
-        self.poller = job_objects(moto.service)
+        self.loop = job_objects_loop(moto.service) if kind == "poller" else None
+
+    def __enter__(self) -> Runtime:
+        if self.loop is not None:
+            self.loop.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.loop is not None:
+            self.loop.stop()
 
     def deliver(self) -> None:
         if self.kind == "lambda":
             event = self.moto.stream(self.after)
             lambda_handlers.handle_removed_jobs(self.moto.objects(), event)
-        else:
-            assert self.poller is not None
-            self.poller.step()
+        # else the loop reads the stream every DELETE_EVERY seconds
 
 
 @pytest.mark.parametrize("kind", ["lambda", "poller"])
 def test_a_removed_job_item_deletes_every_object_of_its_job_and_no_other(
     moto: OnMoto, kind: str
 ) -> None:
-    runtime = Runtime(moto, kind)
     job = run_and_redrive(moto)
     other = run_and_redrive(moto)
     moto.put(neighbours(job.id))
@@ -170,11 +185,13 @@ def test_a_removed_job_item_deletes_every_object_of_its_job_and_no_other(
 
     moto.expire(job.id)
 
-    def gone() -> bool:
-        runtime.deliver()
-        return not of_job(moto.keys(), job.id)
+    with Runtime(moto, kind) as runtime:
 
-    wait_until(gone, 30, f"the objects of job {job.id} to be deleted")
+        def gone() -> bool:
+            runtime.deliver()
+            return not of_job(moto.keys(), job.id)
+
+        wait_until(gone, 30, f"the objects of job {job.id} to be deleted", every=0.1)
     assert moto.keys() == before - mine
     assert moto.service.get(TENANT, other.id).status is JobStatus.FAILED
 
@@ -255,3 +272,15 @@ def test_the_poller_reads_the_stream_from_checkpoints_of_its_own(moto: OnMoto) -
         for item in changes.table.query("pk = :pk", {":pk": pk}, consistent=True)
     }
     assert checkpoints == {"STREAM", f"STREAM#{JOB_OBJECTS}"}
+
+
+def test_the_aws_runtime_runs_the_deleter_beside_the_aggregator(moto: OnMoto) -> None:
+    """`fanout serve --backend aws` and `fanout worker` start what `pollers` lists."""
+    parts = pollers(moto.service)
+    try:
+        loops = [part.thread.name for part in parts if isinstance(part, Loop)]
+        assert loops[:2] == ["aggregator", "job objects"]
+    finally:
+        for part in parts:
+            if isinstance(part, Notifier):
+                part.loop.close()  # never started
