@@ -73,6 +73,7 @@ def job_objects(service: Fanout) -> JobObjectsPoller | None:
 
 
 def job_objects_loop(service: Fanout) -> Loop | None:
+    """The deleter as a part of the runtime: a step every DELETE_EVERY seconds."""
     deleter = job_objects(service)
     if deleter is None:
         return None
