@@ -5,18 +5,15 @@ Chunk workers poll SQS (long polling) through the same `chunk_worker` loop as th
 runtime; the aggregator reads the table's stream shard by shard from its checkpoints; the
 notifier reads the notify queue as its Lambda's event source would (the embedded runtime's
 `Notifier` sweeps overdue events as its schedule would); the reconciler is the embedded
-runtime's. All of them call `fanout.service`, but for the job-objects deleter, which reads the
-same stream from checkpoints of its own (a second event source mapping on AWS) and deletes the
-S3 objects of the jobs whose job item was removed, as its Lambda function does.
+runtime's; the job-objects deleter reads the same stream from checkpoints of its own (a second
+event source mapping on AWS) and deletes the S3 objects of the jobs whose job item was removed,
+as its Lambda function does. All of them call `fanout.service`.
 """
 
 from __future__ import annotations
 
 import logging
 
-from fanout.backends.aws.job_objects import S3JobObjects
-from fanout.backends.aws.outputs import S3FinalOutputs
-from fanout.backends.aws.streams import DynamoStreamReader
 from fanout.service import Fanout
 from fanout.workers.local import Loop, Part
 from fanout.workers.notifier import Notifier
@@ -24,7 +21,6 @@ from fanout.workers.notifier import Notifier
 AGGREGATE_EVERY = 0.1  # seconds between stream reads when the stream is idle
 # Nothing waits for a job's objects to go: the deleter reads the stream less often.
 DELETE_EVERY = 1.0
-JOB_OBJECTS = "job-objects"  # the deleter's checkpoints: pk STREAM#job-objects
 log = logging.getLogger("fanout.runtime")
 
 
@@ -43,43 +39,21 @@ def aggregator(service: Fanout) -> Loop:
     return Loop("aggregator", AGGREGATE_EVERY, step)
 
 
-class JobObjectsPoller:
-    """The job-objects function's event source: the table's stream, from checkpoints of its
-    own, every record handed to `S3JobObjects` (which takes only removed job items)."""
-
-    def __init__(self, changes: DynamoStreamReader, objects: S3JobObjects) -> None:
-        self.changes = changes
-        self.objects = objects
-
-    def step(self) -> int:
-        """Handle every record the stream holds now; returns how many were read. A batch that
-        fails is read again next step, as Lambda retries it."""
-        read = 0
-        while batches := self.changes.read(100):
-            for batch in batches:
-                self.objects.delete_removed(batch.records)
-                self.changes.commit(batch)
-                read += len(batch.records)
-        return read
+def drain_job_objects(service: Fanout) -> int:
+    """Delete the objects of every removed job the deleter's feed holds now; returns how many
+    records were read."""
+    read = 0
+    while batch := service.delete_job_objects_changes():
+        read += batch
+    return read
 
 
-def job_objects(service: Fanout) -> JobObjectsPoller | None:
-    """The deleter of `service`'s backend, if it keeps jobs' objects in S3 and has a stream."""
-    changes, outputs = service.backend.changes, service.backend.outputs
-    if not isinstance(changes, DynamoStreamReader) or not isinstance(outputs, S3FinalOutputs):
-        return None
-    reader = DynamoStreamReader(changes.table, changes.client, consumer=JOB_OBJECTS)
-    return JobObjectsPoller(reader, S3JobObjects(outputs.blobs))
-
-
-def job_objects_loop(service: Fanout) -> Loop | None:
-    """The deleter as a part of the runtime: a step every DELETE_EVERY seconds."""
-    deleter = job_objects(service)
-    if deleter is None:
-        return None
+def job_objects_loop(service: Fanout) -> Loop:
+    """The job-objects function's event source as a part of the runtime: a step every
+    DELETE_EVERY seconds."""
 
     def step() -> None:
-        deleter.step()
+        drain_job_objects(service)
 
     return Loop("job objects", DELETE_EVERY, step)
 
@@ -116,8 +90,8 @@ def pollers(service: Fanout) -> list[Part]:
     """The stream aggregator, the job-objects deleter, and the notifier engine fed by notices
     and the sweep, where the backend has them; in the order to start them."""
     parts: list[Part] = [aggregator(service)] if service.counts_by_stream else []
-    if (deleter := job_objects_loop(service)) is not None:
-        parts.append(deleter)
+    if service.deletes_job_objects:
+        parts.append(job_objects_loop(service))
     if service.announces_events:
         engine = Notifier(service, poll=False)
         notices = NoticePoller(service, engine)

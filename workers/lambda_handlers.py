@@ -18,10 +18,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from fanout.backends.aws.job_objects import S3JobObjects
 from fanout.backends.aws.notices import notice_of
 from fanout.backends.aws.queue import DEAD
 from fanout.errors import InvalidJob
@@ -134,12 +133,12 @@ def handle_stream(fanout: Fanout, event: Event) -> None:
     fanout.aggregate(event["Records"])
 
 
-def handle_removed_jobs(objects: S3JobObjects, event: Event) -> dict[JobId, int]:
+def handle_removed_jobs(fanout: Fanout, event: Event) -> Mapping[JobId, int]:
     """A stream batch of removed job items (the template's filter; any other record is
     ignored): delete each job's S3 objects. A failure fails the whole batch, which Lambda
     retries in halves; deleting again what is gone already is harmless. Returns how many
     objects each job had."""
-    return objects.delete_removed(event["Records"])
+    return fanout.delete_job_objects(event["Records"])
 
 
 def handle_input_files(fanout: Fanout, event: Event, s3: Any) -> list[str]:
@@ -185,15 +184,7 @@ def aggregator(event: Event, context: Any) -> None:
 
 
 def job_objects(event: Event, context: Any) -> None:
-    handle_removed_jobs(_job_objects(), event)
-
-
-@functools.cache
-def _job_objects() -> S3JobObjects:
-    """Only a bucket and S3: this function touches neither the table nor a queue."""
-    from fanout.backends.aws.blobs import S3Blobs
-
-    return S3JobObjects(S3Blobs(Settings().bucket, _s3()))
+    handle_removed_jobs(service(), event)
 
 
 def reconciler(event: Event, context: Any) -> None:

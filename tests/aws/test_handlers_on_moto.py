@@ -90,11 +90,9 @@ def deployment(
         monkeypatch.setenv(name, value)
     lambda_handlers.service.cache_clear()
     lambda_handlers._s3.cache_clear()
-    lambda_handlers._job_objects.cache_clear()
     yield Lambda(Settings(), clients)
     lambda_handlers.service.cache_clear()
     lambda_handlers._s3.cache_clear()
-    lambda_handlers._job_objects.cache_clear()
 
 
 @pytest.fixture

@@ -14,21 +14,14 @@ import pytest
 
 from fanout import task
 from fanout.backends.aws.blobs import S3Blobs
-from fanout.backends.aws.job_objects import S3JobObjects
+from fanout.backends.aws.job_objects import CONSUMER, S3JobObjects
 from fanout.backends.aws.streams import DynamoStreamReader
 from fanout.models import Job, JobId, JobStatus
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
 from fanout.workers import lambda_handlers
-from fanout.workers.aws_pollers import (
-    JOB_OBJECTS,
-    JobObjectsPoller,
-    drain_stream,
-    job_objects,
-    job_objects_loop,
-    pollers,
-)
+from fanout.workers.aws_pollers import drain_job_objects, drain_stream, job_objects_loop, pollers
 from fanout.workers.local import Loop
 from fanout.workers.notifier import Notifier
 from tests.aws.lambda_events import stream_event
@@ -167,7 +160,7 @@ class Runtime:
     def deliver(self) -> None:
         if self.kind == "lambda":
             event = self.moto.stream(self.after)
-            lambda_handlers.handle_removed_jobs(self.moto.objects(), event)
+            lambda_handlers.handle_removed_jobs(self.moto.service, event)
         # else the loop reads the stream every DELETE_EVERY seconds
 
 
@@ -210,18 +203,18 @@ def test_removals_of_other_items_delete_nothing_and_a_retried_batch_deletes_noth
         if item["sk"]["S"] != "JOB":
             dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
     before = moto.keys()
-    objects = moto.objects()
+    service = moto.service
 
     others = moto.stream({})  # and the INSERT and every MODIFY of the job item
     removed = [r for r in others["Records"] if r["eventName"] == "REMOVE"]
     assert len(removed) > len(items) - 1  # the redrive's and those above, none of the job item
-    assert lambda_handlers.handle_removed_jobs(objects, others) == {}
+    assert lambda_handlers.handle_removed_jobs(service, others) == {}
     assert moto.keys() == before
 
     moto.expire(job.id)
     every = moto.stream({})
-    first = lambda_handlers.handle_removed_jobs(objects, every)
-    again = lambda_handlers.handle_removed_jobs(objects, every)  # Lambda retries the batch
+    first = lambda_handlers.handle_removed_jobs(service, every)
+    again = lambda_handlers.handle_removed_jobs(service, every)  # Lambda retries the batch
 
     assert list(first) == list(again) == [job.id]
     assert first[job.id] == len(of_job(before, job.id)) - 2  # the listed ones, not the singles
@@ -256,9 +249,7 @@ def test_the_poller_reads_the_stream_from_checkpoints_of_its_own(moto: OnMoto) -
     )
     for delivery in wait_until(lambda: service.backend.queue.receive(10, 60), 15, "chunks"):
         service.process(delivery)
-    poller = job_objects(service)
-    assert isinstance(poller, JobObjectsPoller)
-    assert poller.step() > 0
+    assert drain_job_objects(service) > 0
 
     restarted = build(moto.settings, moto.clients)  # its aggregator starts from the table's
     drain_stream(restarted)
@@ -268,10 +259,10 @@ def test_the_poller_reads_the_stream_from_checkpoints_of_its_own(moto: OnMoto) -
     assert isinstance(changes, DynamoStreamReader)
     checkpoints = {
         item["pk"]
-        for pk in ("STREAM", f"STREAM#{JOB_OBJECTS}")
+        for pk in ("STREAM", f"STREAM#{CONSUMER}")
         for item in changes.table.query("pk = :pk", {":pk": pk}, consistent=True)
     }
-    assert checkpoints == {"STREAM", f"STREAM#{JOB_OBJECTS}"}
+    assert checkpoints == {"STREAM", f"STREAM#{CONSUMER}"}
 
 
 def test_the_aws_runtime_runs_the_deleter_beside_the_aggregator(moto: OnMoto) -> None:
@@ -280,6 +271,27 @@ def test_the_aws_runtime_runs_the_deleter_beside_the_aggregator(moto: OnMoto) ->
     try:
         loops = [part.thread.name for part in parts if isinstance(part, Loop)]
         assert loops[:2] == ["aggregator", "job objects"]
+    finally:
+        for part in parts:
+            if isinstance(part, Notifier):
+                part.loop.close()  # never started
+
+
+def test_without_a_bucket_the_aws_runtime_runs_no_deleter(moto: OnMoto) -> None:
+    """Every input and result is in the table then: no objects, so no poller reading the stream
+    for them, and a removed job item's batch deletes nothing."""
+    service = build(moto.settings.model_copy(update={"bucket": None}), moto.clients)
+    job, _ = service.submit(
+        TENANT, JobRequest(task="echo", items=list(range(4)), params={}, chunk_size=2)
+    )
+    moto.expire(job.id)
+
+    assert not service.deletes_job_objects
+    assert service.delete_job_objects_changes() == 0
+    assert lambda_handlers.handle_removed_jobs(service, moto.stream({})) == {}
+    parts = pollers(service)
+    try:
+        assert "job objects" not in [part.thread.name for part in parts if isinstance(part, Loop)]
     finally:
         for part in parts:
             if isinstance(part, Notifier):

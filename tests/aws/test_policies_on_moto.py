@@ -13,6 +13,7 @@ import fnmatch
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from fanout.backends.aws.redrive import Redrive
 from fanout.backends.aws.store import DynamoJobStore
 from fanout.backends.aws.table import chunk_key
 from fanout.models import ChunkRef, JobId, TenantId
+from fanout.service import Fanout
 from fanout.workers import lambda_handlers
 from tests.aws.lambda_events import s3_event
 from tests.contract.support import unavailable
@@ -147,10 +149,12 @@ def the_other_functions(pipeline: Pipeline) -> list[tuple[str, str]]:
     key = {"pk": {"S": f"JOB#{partly.id}"}, "sk": {"S": "JOB"}}
     pipeline.setup.dynamodb.delete_item(TableName=pipeline.settings.table, Key=key)
     removed = {"Records": [{"eventName": "REMOVE", "dynamodb": {"Keys": key}}]}
+    # The service, its deleter's client recording what it lists and deletes.
     s3 = Recording(pipeline.counted.s3)
+    objects = S3JobObjects(S3Blobs(bucket, s3))
+    recording = Fanout(replace(service.backend, job_objects=objects), service.settings)
     with phase("job objects"):
-        objects = S3JobObjects(S3Blobs(bucket, s3))
-        assert lambda_handlers.handle_removed_jobs(objects, removed)[JobId(partly.id)] > 0
+        assert lambda_handlers.handle_removed_jobs(recording, removed)[JobId(partly.id)] > 0
     return s3.calls
 
 

@@ -34,6 +34,8 @@ from fanout.errors import BackendError
 from fanout.models import JobId
 
 log = logging.getLogger("fanout.aws")
+# The deleter's own stream checkpoints (pk STREAM#job-objects, `streams.py`), for its poller.
+CONSUMER = "job-objects"
 # ListObjectsV2 returns at most 1,000 keys a page, and DeleteObjects takes at most 1,000 keys
 # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html).
 BATCH = 1000

@@ -4,7 +4,7 @@ a child shard when its parent splits), and each shard's checkpoint is kept in th
 
 Each consumer keeps checkpoints of its own, as each of Lambda's event source mappings on one
 stream keeps its own position: the aggregator's under pk `STREAM`, another consumer's under
-`STREAM#<consumer>` (the job-objects deleter: `fanout.workers.aws_pollers`)."""
+`STREAM#<consumer>` (the job-objects deleter's: `job_objects.CONSUMER`)."""
 
 from __future__ import annotations
 
