@@ -155,6 +155,18 @@ class ChangeFeed(Protocol):
         ...
 
 
+class JobObjects(Protocol):
+    """A job's objects kept apart from the store (AWS: S3), deleted when the store removes the
+    job (DynamoDB's TTL removes its job item last), which no fixed object age can match."""
+
+    def delete_removed(self, records: Sequence[Mapping[str, Any]]) -> Mapping[JobId, int]:
+        """Delete the objects of each job whose removal `records` (change records in stream
+        order) hold; any other record is ignored. Returns how many objects each such job had.
+        Safe to repeat with the same records (Lambda retries a failed batch whole): deleting
+        what is gone already succeeds. Raises BackendError if any could not be deleted."""
+        ...
+
+
 class Reconcilable(Protocol):
     def jobs_to_reconcile(self, now: float, stale_after: float) -> list[Job]:
         """Non-terminal jobs that are complete, past their deadline, or idle for `stale_after`

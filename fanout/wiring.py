@@ -75,6 +75,7 @@ def aws_backend(
     from fanout.backends.aws.bootstrap import queue_names, queue_url
     from fanout.backends.aws.clients import when_made
     from fanout.backends.aws.inputs import S3InputFiles
+    from fanout.backends.aws.job_objects import CONSUMER, S3JobObjects
     from fanout.backends.aws.notices import SqsNotificationQueue
     from fanout.backends.aws.outputs import S3FinalOutputs
     from fanout.backends.aws.stats import DynamoTaskStats
@@ -121,6 +122,13 @@ def aws_backend(
         stats=DynamoTaskStats(table),
         chunk_overhead=AWS_CHUNK_OVERHEAD,
         metered=meter.scope,
+        job_objects=S3JobObjects(blobs),
+        # Its poller only with a bucket: without one, every input and result is in the table.
+        job_objects_changes=(
+            DynamoStreamReader(table, clients.streams, consumer=CONSUMER)
+            if settings.bucket
+            else None
+        ),
     )
 
 

@@ -16,9 +16,10 @@ from cfnlint.decode import cfn_yaml
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from fanout.backends.aws import bootstrap
-from fanout.backends.aws.table import chunk_key, job_key, result_key
-from fanout.models import ChunkRef, JobId
+from fanout.backends.aws import bootstrap, expiry
+from fanout.backends.aws.outbox import idempotency_key
+from fanout.backends.aws.table import chunk_key, job_key, plan_key, result_key
+from fanout.models import ChunkRef, JobId, TenantId
 from fanout.settings import Settings
 
 TEMPLATE = Path(__file__).parents[1] / "infra" / "template.yaml"
@@ -116,18 +117,22 @@ def matches_rule(rule: Any, value: Any) -> bool:
 
 def stream_record(event: str, key: dict[str, str], kind: str) -> Template:
     """A DynamoDB stream record about the item with this key and `kind` attribute (as the AWS
-    store writes them), as Lambda delivers it."""
+    store writes them), as Lambda delivers it: a REMOVE has the old image only."""
     keys = {name: {"S": value} for name, value in key.items()}
     image = {**keys, "kind": {"S": kind}}
     return {
         "eventName": event,
         "eventSource": "aws:dynamodb",
-        "dynamodb": {"Keys": keys, "NewImage": image, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        "dynamodb": {
+            "Keys": keys,
+            "OldImage" if event == "REMOVE" else "NewImage": image,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
     }
 
 
-def stream_filters(template: Template) -> list[Any]:
-    mapping = mapping_of(template, "AggregatorFunction")
+def stream_filters(template: Template, function: str = "AggregatorFunction") -> list[Any]:
+    mapping = mapping_of(template, function)
     filters = mapping["Properties"]["FilterCriteria"]["Filters"]
     return [json.loads(f["Pattern"]) for f in filters]
 
@@ -160,7 +165,7 @@ def test_every_function_names_a_handler_that_imports_and_is_callable(
     """In a fresh interpreter, as Lambda's runtime client does (module path, then attribute);
     on the embedded backend, none of them imports boto3 (a cold start saves ~270 ms)."""
     names = sorted(set(handlers(expanded).values()))
-    assert len(names) == 7
+    assert len(names) == 8
     script = (
         "import importlib, sys\n"
         "for name in sys.argv[1:]:\n"
@@ -190,11 +195,37 @@ def test_the_stream_filter_passes_only_inserts_of_chunk_results(expanded: Templa
     assert not passes(filters, stream_record("INSERT", chunk_key(chunk), "chunk"))
 
 
-def test_the_stream_is_retried_in_halves_from_the_oldest_record(expanded: Template) -> None:
-    stream = mapping_of(expanded, "AggregatorFunction")["Properties"]
+def test_the_job_objects_filter_passes_only_removals_of_job_items(expanded: Template) -> None:
+    """TTL's removal (or a delete) of a job item, and nothing else: not its insert or update,
+    not the removal of any other item of the job or of the table."""
+    filters = stream_filters(expanded, "JobObjectsFunction")
+    job = JobId("0190aa")
+    chunk = ChunkRef(job, 0, 250)
+    assert passes(filters, stream_record("REMOVE", job_key(job), "job"))
+    assert not passes(filters, stream_record("INSERT", job_key(job), "job"))
+    assert not passes(filters, stream_record("MODIFY", job_key(job), "job"))
+    others = [
+        (result_key(chunk), "result"),
+        (chunk_key(chunk), "chunk"),
+        (plan_key(job, 0), "plan"),
+        ({"pk": f"EVENT#evt_{job}", "sk": "EVENT"}, "event"),
+        (idempotency_key(TenantId("tenant"), "key"), "idempotency"),
+        ({"pk": "STREAM", "sk": "SHARD#1"}, "checkpoint"),
+        ({"pk": "STREAM#job-objects", "sk": "SHARD#1"}, "checkpoint"),
+    ]
+    for key, kind in others:
+        assert not passes(filters, stream_record("REMOVE", key, kind)), key
+
+
+@pytest.mark.parametrize("function", ["AggregatorFunction", "JobObjectsFunction"])
+def test_the_stream_is_retried_in_halves_from_the_oldest_record(
+    expanded: Template, function: str
+) -> None:
+    stream = mapping_of(expanded, function)["Properties"]
     assert stream["StartingPosition"] == "TRIM_HORIZON"
     assert stream["BisectBatchOnFunctionError"] is True
     assert 0 <= stream["MaximumRetryAttempts"] < 10_000
+    assert "OnFailure" in stream["DestinationConfig"]
     # A per-shard checkpoint needs one batch per shard at a time.
     assert stream.get("ParallelizationFactor", 1) == 1
     assert "FunctionResponseTypes" not in stream  # a failure retries the whole batch
@@ -347,6 +378,8 @@ def test_every_failure_an_operator_must_see_raises_an_alarm_to_the_topic(
         ("ApproximateNumberOfMessagesVisible", "IngestFailureQueue"),
         ("ApproximateAgeOfOldestMessage", "NotifyQueue"),
         ("IteratorAge", "AggregatorFunction"),
+        ("ApproximateNumberOfMessagesVisible", "JobObjectsFailureQueue"),
+        ("IteratorAge", "JobObjectsFunction"),
         ("5xx", "HttpApi"),
     }
     functions = set(of_type(expanded, "AWS::Lambda::Function"))
@@ -375,11 +408,24 @@ def test_every_log_group_keeps_logs_for_the_retention_parameter(expanded: Templa
     }
 
 
-def test_the_bucket_expires_every_object_after_the_retention(expanded: Template) -> None:
+def test_the_bucket_expires_job_objects_only_as_a_backstop_long_after_the_longest_run(
+    expanded: Template,
+) -> None:
+    """A job's objects go with its job item (JobObjectsFunction); the lifecycle age on the whole
+    bucket is only a backstop, by default longer than the retention after a longest run and a
+    redrive's, so no object goes while its job may still read it. Uploads and input files under
+    jobs/ belong to no job id and keep ages of their own."""
     rules = expanded["Resources"]["Bucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     whole = [r for r in rules if "Prefix" not in r and "Filter" not in r]
-    assert [r["ExpirationInDays"] for r in whole] == [{"Ref": "RetentionDays"}]
+    assert [r["ExpirationInDays"] for r in whole] == [{"Ref": "ObjectBackstopDays"}]
+    by_prefix = {r["Prefix"]: r["ExpirationInDays"] for r in rules if "Prefix" in r}
+    assert by_prefix == {"uploads/": 2, "jobs/": {"Ref": "RetentionDays"}}
     assert all(r["Status"] == "Enabled" for r in rules)
+    parameters = expanded["Parameters"]
+    longest_run_days = expiry.LONGEST_RUN / 86400
+    backstop = parameters["ObjectBackstopDays"]
+    assert backstop["Default"] >= parameters["RetentionDays"]["Default"] + 2 * longest_run_days
+    assert backstop["MinValue"] > longest_run_days
 
 
 def test_point_in_time_recovery_is_a_parameter_on_by_default(expanded: Template) -> None:

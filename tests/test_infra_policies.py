@@ -17,6 +17,9 @@ import pytest
 from tests.test_infra import Template, expand, function_of, of_type, sam_template
 
 BUCKET = "arn:${AWS::Partition}:s3:::fanout-${Id}"
+# What the job-objects function may list (a condition on s3:ListBucket, which the table below
+# cannot hold): the prefixes of jobs' objects, not uploads/ or jobs/.
+LISTABLE = ["inputs/*", "results/*"]
 PARAMETER = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
 
 
@@ -82,6 +85,13 @@ ALLOWED: dict[str, set[str]] = {
     | {"sqs:SendMessage ChunkQueue.Arn", "sqs:SendMessage NotifyQueue.Arn"}
     | objects("GetObject", "results", "inputs")
     | objects("PutObject", "outputs", "inputs"),
+    "JobObjectsFunction": logs("JobObjectsLogGroup")
+    | {
+        f"dynamodb:{a} Table.StreamArn"
+        for a in ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams")
+    }
+    | {"sqs:SendMessage JobObjectsFailureQueue.Arn", "s3:ListBucket bucket"}
+    | objects("DeleteObject", "inputs", "results", "outputs"),
     "S3IngestFunction": logs("S3IngestLogGroup")
     | {"sqs:SendMessage IngestFailureQueue.Arn"}
     | table("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
@@ -210,3 +220,24 @@ def test_each_event_source_reads_with_the_role_of_its_function(expanded: Templat
             assert "dynamodb:GetRecords Table.StreamArn" in role_grants
         else:
             assert sqs_source(source[0]) <= role_grants, function
+
+
+def test_the_job_objects_function_lists_only_the_prefixes_of_jobs(expanded: Template) -> None:
+    """s3:ListBucket is on the bucket, not its keys: a condition keeps it to what holds jobs'
+    objects (uploads/ and jobs/ hold files their uploaders named)."""
+    [listing] = [
+        s
+        for s in statements(role_of(expanded, "JobObjectsFunction"))
+        if "s3:ListBucket" in as_list(s["Action"])
+    ]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": LISTABLE}}
+    others = [
+        name
+        for name in of_type(expanded, "AWS::Lambda::Function")
+        if any(
+            a in ("s3:ListBucket", "s3:DeleteObject")
+            for s in statements(role_of(expanded, name))
+            for a in as_list(s["Action"])
+        )
+    ]
+    assert others == ["JobObjectsFunction"]

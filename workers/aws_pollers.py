@@ -5,7 +5,9 @@ Chunk workers poll SQS (long polling) through the same `chunk_worker` loop as th
 runtime; the aggregator reads the table's stream shard by shard from its checkpoints; the
 notifier reads the notify queue as its Lambda's event source would (the embedded runtime's
 `Notifier` sweeps overdue events as its schedule would); the reconciler is the embedded
-runtime's. All of them call `fanout.service`.
+runtime's; the job-objects deleter reads the same stream from checkpoints of its own (a second
+event source mapping on AWS) and deletes the S3 objects of the jobs whose job item was removed,
+as its Lambda function does. All of them call `fanout.service`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from fanout.workers.local import Loop, Part
 from fanout.workers.notifier import Notifier
 
 AGGREGATE_EVERY = 0.1  # seconds between stream reads when the stream is idle
+# Nothing waits for a job's objects to go: the deleter reads the stream less often.
+DELETE_EVERY = 1.0
 log = logging.getLogger("fanout.runtime")
 
 
@@ -33,6 +37,25 @@ def aggregator(service: Fanout) -> Loop:
         drain_stream(service)
 
     return Loop("aggregator", AGGREGATE_EVERY, step)
+
+
+def drain_job_objects(service: Fanout) -> int:
+    """Delete the objects of every removed job the deleter's feed holds now; returns how many
+    records were read."""
+    read = 0
+    while batch := service.delete_job_objects_changes():
+        read += batch
+    return read
+
+
+def job_objects_loop(service: Fanout) -> Loop:
+    """The job-objects function's event source as a part of the runtime: a step every
+    DELETE_EVERY seconds."""
+
+    def step() -> None:
+        drain_job_objects(service)
+
+    return Loop("job objects", DELETE_EVERY, step)
 
 
 class NoticePoller:
@@ -64,9 +87,11 @@ class NoticePoller:
 
 
 def pollers(service: Fanout) -> list[Part]:
-    """The stream aggregator, and the notifier engine fed by notices and the sweep, where the
-    backend has them; in the order to start them."""
+    """The stream aggregator, the job-objects deleter, and the notifier engine fed by notices
+    and the sweep, where the backend has them; in the order to start them."""
     parts: list[Part] = [aggregator(service)] if service.counts_by_stream else []
+    if service.deletes_job_objects:
+        parts.append(job_objects_loop(service))
     if service.announces_events:
         engine = Notifier(service, poll=False)
         notices = NoticePoller(service, engine)

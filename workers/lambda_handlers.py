@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from fanout.backends.aws.notices import notice_of
@@ -133,6 +133,14 @@ def handle_stream(fanout: Fanout, event: Event) -> None:
     fanout.aggregate(event["Records"])
 
 
+def handle_removed_jobs(fanout: Fanout, event: Event) -> Mapping[JobId, int]:
+    """A stream batch of removed job items (the template's filter; any other record is
+    ignored): delete each job's S3 objects. A failure fails the whole batch, which Lambda
+    retries in halves; deleting again what is gone already is harmless. Returns how many
+    objects each job had."""
+    return fanout.delete_job_objects(event["Records"])
+
+
 def handle_input_files(fanout: Fanout, event: Event, s3: Any) -> list[str]:
     """Create a job from each new input file (the convention: `workers.input_files`).
     A file that can never become a job is logged and skipped: S3 would only retry it in vain.
@@ -173,6 +181,10 @@ def notifier(event: Event, context: Any) -> BatchResponse | None:
 
 def aggregator(event: Event, context: Any) -> None:
     handle_stream(service(), event)
+
+
+def job_objects(event: Event, context: Any) -> None:
+    handle_removed_jobs(service(), event)
 
 
 def reconciler(event: Event, context: Any) -> None:

@@ -14,6 +14,7 @@ from fanout.ports import (
     FinalOutputs,
     IdempotencyStore,
     InputFiles,
+    JobObjects,
     JobStore,
     Leases,
     NotificationQueue,
@@ -67,3 +68,8 @@ class Backend:
     metered: Callable[[], AbstractContextManager[Mapping[str, float]]] | None = None
     # SQLite: ended jobs are purged after FANOUT_RETENTION_DAYS (None: the store expires them).
     retention: Retention | None = None
+    # AWS: jobs' S3 objects, deleted when the table removes their job items; for a poller, the
+    # table's stream again, from positions of its own (as a second Lambda event source mapping
+    # keeps). None where a job's data all goes with the job (SQLite's purge).
+    job_objects: JobObjects | None = None
+    job_objects_changes: ChangeFeed | None = None

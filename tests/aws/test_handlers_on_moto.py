@@ -31,6 +31,7 @@ from tests.aws.test_lambda_handlers import (
 )
 from tests.contract.support import BackendUnavailable, unavailable
 from tests.e2e.harness import Receiver, verified
+from tests.test_infra import expand, passes, sam_template, stream_filters
 from tests.waiting import wait_until
 
 TENANT = TenantId("default")
@@ -389,3 +390,26 @@ def test_a_job_goes_from_the_api_through_every_function_to_one_signed_webhook_wi
     results = body_of(invoke(api, page))
     assert [r["output"] for r in results["items"]] == list(range(24))
     assert (deployment.depth("chunk_queue"), deployment.depth("notify_queue")) == (0, 0)
+
+
+def test_the_job_objects_function_deletes_the_objects_of_the_job_whose_item_was_removed(
+    deployment: Lambda,
+) -> None:
+    """The stream's records, passed through the template's own filter as the event source
+    does: only the removal of job A's item reaches the function, which deletes A's input
+    object and leaves B's."""
+    service, bucket = deployment.service, deployment.settings.bucket
+    a, _ = service.submit(TENANT, request([1, 2, 3, 4], chunk_size=2))
+    b, _ = service.submit(TENANT, request([1, 2, 3, 4], chunk_size=2))
+    s3, dynamodb = deployment.clients.s3, deployment.clients.dynamodb
+    table = deployment.settings.table
+    dynamodb.delete_item(TableName=table, Key={"pk": {"S": f"JOB#{a.id}"}, "sk": {"S": "JOB"}})
+    every = stream_event(dynamodb, deployment.clients.streams, table, {})
+    filters = stream_filters(expand(sam_template()), "JobObjectsFunction")
+    event = {"Records": [r for r in every["Records"] if passes(filters, r)]}
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]] == [f"JOB#{a.id}"]
+
+    lambda_handlers.job_objects(event, Context())
+
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert keys == {f"inputs/{b.id}.json"}

@@ -2,9 +2,9 @@
 (API, chunk worker, aggregator and finalize, notifier, and the event sources as Lambda runs
 them) on the emulator, then the other functions' work (listing, results, an upload, a cancel
 and redrives through the API — of a cancelled job and of one with failed items —, a dead letter
-split, a reconciler sweep, an input file ingested), every request recorded with the function
-that made it and checked against the table of `tests/test_infra_policies.py`, resource by
-resource.
+split, a reconciler sweep, an input file ingested, a removed job's objects deleted), every
+request recorded with the function that made it and checked against the table of
+`tests/test_infra_policies.py`, resource by resource.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import fnmatch
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -22,14 +24,17 @@ from bench.cost_meter import Meter, phase
 from bench.cost_pipeline import JobSpec, Pipeline
 from fanout import task
 from fanout.api.schemas import JobCreate
+from fanout.backends.aws.blobs import S3Blobs
+from fanout.backends.aws.job_objects import S3JobObjects
 from fanout.backends.aws.redrive import Redrive
 from fanout.backends.aws.store import DynamoJobStore
 from fanout.backends.aws.table import chunk_key
 from fanout.models import ChunkRef, JobId, TenantId
+from fanout.service import Fanout
 from fanout.workers import lambda_handlers
 from tests.aws.lambda_events import s3_event
 from tests.contract.support import unavailable
-from tests.test_infra_policies import ALLOWED
+from tests.test_infra_policies import ALLOWED, LISTABLE
 
 TENANT = TenantId("default")
 ODD_FAILS = "tests_policies_odd_fails"
@@ -54,6 +59,7 @@ FUNCTION_OF_PHASE = {
     "dead letter": "DeadLetterFunction",
     "reconciler": "ReconcilerFunction",
     "s3 ingest": "S3IngestFunction",
+    "job objects": "JobObjectsFunction",
 }
 # An SQS event source polls for the function its queue feeds.
 FUNCTION_OF_QUEUE = {"ChunkQueue": "ChunkWorkerFunction", "NotifyQueue": "NotifierFunction"}
@@ -63,10 +69,32 @@ ACTION = {
     "DeleteMessageBatch": "DeleteMessage",
     "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
     "HeadObject": "GetObject",
+    "ListObjectsV2": "ListBucket",
+    "DeleteObjects": "DeleteObject",
 }
+# Requests whose objects the meter does not see (it records a request's `Key`): what the
+# job-objects function listed and deleted is recorded key by key instead.
+BY_KEY = {"ListObjectsV2", "DeleteObjects"}
 
 
-def the_other_functions(pipeline: Pipeline) -> None:
+class Recording:
+    """The S3 client the job-objects function is given, recording the prefixes it lists and
+    the keys it deletes."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: list[tuple[str, str]] = []
+
+    def list_objects_v2(self, **request: Any) -> Any:
+        self.calls.append(("ListObjectsV2", request["Prefix"]))
+        return self.client.list_objects_v2(**request)
+
+    def delete_objects(self, **request: Any) -> Any:
+        self.calls += [("DeleteObjects", o["Key"]) for o in request["Delete"]["Objects"]]
+        return self.client.delete_objects(**request)
+
+
+def the_other_functions(pipeline: Pipeline) -> list[tuple[str, str]]:
     """What the cost pipeline does not run: the rest of the API, the dead-letter splitter, the
     reconciler and the S3 ingest, each through its handler or service call, in its phase."""
     service = pipeline.service
@@ -117,6 +145,17 @@ def the_other_functions(pipeline: Pipeline) -> None:
     event = s3_event(pipeline.setup.s3, str(bucket), "jobs/echo/items.jsonl")
     with phase("s3 ingest"):
         assert len(lambda_handlers.handle_input_files(service, event, pipeline.counted.s3)) == 1
+    # The redriven job's item removed (by TTL on AWS), and its removal as the filter passes it.
+    key = {"pk": {"S": f"JOB#{partly.id}"}, "sk": {"S": "JOB"}}
+    pipeline.setup.dynamodb.delete_item(TableName=pipeline.settings.table, Key=key)
+    removed = {"Records": [{"eventName": "REMOVE", "dynamodb": {"Keys": key}}]}
+    # The service, its deleter's client recording what it lists and deletes.
+    s3 = Recording(pipeline.counted.s3)
+    objects = S3JobObjects(S3Blobs(bucket, s3))
+    recording = Fanout(replace(service.backend, job_objects=objects), service.settings)
+    with phase("job objects"):
+        assert lambda_handlers.handle_removed_jobs(recording, removed)[JobId(partly.id)] > 0
+    return s3.calls
 
 
 def _message(body: str) -> dict[str, object]:
@@ -139,14 +178,18 @@ def touched() -> Iterator[tuple[set[tuple[str, str, str, str]], Pipeline]]:
         unavailable("moto's server", error)
     meter = Meter()
     seen: list[Pipeline] = []
+    by_key: list[tuple[str, str]] = []
 
     def then(pipeline: Pipeline) -> None:
         seen.append(pipeline)
-        the_other_functions(pipeline)
+        by_key.extend(the_other_functions(pipeline))
 
     ran = cost_pipeline.run(JobSpec(60, 20, 20, 4, 120.0), meter, then)
     assert (ran.status, ran.webhook_received) == ("succeeded", True)
-    yield meter.touched, seen[0]
+    metered = {c for c in meter.touched if c[2] in BY_KEY}
+    assert metered == {("job objects", "s3", operation, "") for operation in BY_KEY}
+    calls = (meter.touched - metered) | {("job objects", "s3", op, key) for op, key in by_key}
+    yield calls, seen[0]
 
 
 def needed(call: tuple[str, str, str, str], pipeline: Pipeline) -> tuple[str, str, str] | None:
@@ -171,6 +214,10 @@ def needed(call: tuple[str, str, str, str], pipeline: Pipeline) -> tuple[str, st
         return function, f"dynamodb:{action}", resource
     if service == "sqs":
         return function, f"sqs:{action}", f"{queues[target]}.Arn"
+    if service == "s3" and action == "ListBucket":
+        # On the bucket itself; the role's condition (s3:prefix) allows LISTABLE prefixes only.
+        allowed = any(fnmatch.fnmatchcase(target, prefix) for prefix in LISTABLE)
+        return function, "s3:ListBucket", "bucket" if allowed else f"bucket?prefix={target}"
     if service == "s3":
         return function, f"s3:{action}", f"bucket/{target}"
     return function, f"{service}:{action}", target

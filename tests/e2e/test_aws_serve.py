@@ -12,6 +12,7 @@ import httpx
 from tests.aws import moto
 from tests.contract.support import BackendUnavailable, unavailable
 from tests.e2e.harness import REPO, Launcher, Receiver, the_one_webhook
+from tests.waiting import wait_until
 
 TOTAL = 30
 
@@ -74,6 +75,36 @@ def test_serve_on_the_aws_backend_runs_a_job_to_one_signed_webhook_against_the_m
         payload["data"]["output"] == f"s3://{settings['FANOUT_BUCKET']}/outputs/{job['id']}.jsonl"
     )
     assert [r["output"] for r in server.results(job["id"])] == list(range(TOTAL))
+    assert server.stop() == 0
+
+
+def test_serve_on_the_aws_backend_deletes_a_job_s_objects_when_its_job_item_is_removed(
+    fanout: Launcher,
+) -> None:
+    """As JobObjectsFunction on AWS: the job item's removal (DynamoDB's TTL deletes it; moto
+    runs no TTL, so a DeleteItem) makes the server's poller delete that job's objects, and only
+    that job's."""
+    environment = aws_environment(fanout, f"objects-{os.getpid()}")
+    settings = bootstrap(environment)
+    server = fanout.serve(workers=2, env={**environment, **settings, "FANOUT_BACKEND": "aws"})
+    jobs = [server.submit({"task": "echo", "items": list(range(TOTAL))}) for _ in range(2)]
+    for job in jobs:
+        server.wait_for_job(job["id"], timeout=60)
+    bucket, s3 = settings["FANOUT_BUCKET"], moto.client("s3")
+
+    def keys() -> set[str]:
+        return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+    removed, other = (job["id"] for job in jobs)
+    kept = {f"inputs/{other}.json", f"outputs/{other}.jsonl"}
+    assert keys() == kept | {f"inputs/{removed}.json", f"outputs/{removed}.jsonl"}
+    moto.client("dynamodb").delete_item(
+        TableName=settings["FANOUT_TABLE"],
+        Key={"pk": {"S": f"JOB#{removed}"}, "sk": {"S": "JOB"}},
+    )
+
+    wait_until(lambda: keys() == kept, 30, "the removed job's objects to go", every=0.2)
+    assert server.client.get(f"/jobs/{other}").status_code == 200
     assert server.stop() == 0
 
 

@@ -1,6 +1,10 @@
 """Reading the table's DynamoDB stream shard by shard, for a poller standing in for Lambda's
 stream event source: parent shards are drained before their children (a job's records move to
-a child shard when its parent splits), and each shard's checkpoint is kept in the table."""
+a child shard when its parent splits), and each shard's checkpoint is kept in the table.
+
+Each consumer keeps checkpoints of its own, as each of Lambda's event source mappings on one
+stream keeps its own position: the aggregator's under pk `STREAM`, another consumer's under
+`STREAM#<consumer>` (the job-objects deleter's: `job_objects.CONSUMER`)."""
 
 from __future__ import annotations
 
@@ -18,12 +22,14 @@ CHECKPOINT_EVERY = 1.0
 # New shards appear when a shard splits or rolls over (about every four hours on AWS).
 SHARDS_EVERY = 10.0
 EXPIRED = {"ExpiredIteratorException", "TrimmedDataAccessException"}
+CHECKPOINTS = "STREAM"  # the partition key of the aggregator's checkpoints
 
 
 class DynamoStreamReader:
-    def __init__(self, table: Table, client: Any) -> None:
+    def __init__(self, table: Table, client: Any, consumer: str = "") -> None:
         self.table = table
         self.client = client
+        self.partition = f"{CHECKPOINTS}#{consumer}" if consumer else CHECKPOINTS
         self.stream_arn: str | None = None
         self.positions: dict[str, str] = {}  # shard -> last committed sequence number
         self.finished: set[str] = set()  # closed shards read to their end
@@ -63,9 +69,10 @@ class DynamoStreamReader:
         else:
             self.iterators[shard_id] = after
         # A checkpoint write is itself a stream record: write one only for batches that held
-        # other records, or the poller would chase its own checkpoints forever.
+        # other records, or the poller would chase its own checkpoints forever (and two
+        # consumers each other's).
         due = time.monotonic() >= self.saved_at.get(shard_id, 0.0) + CHECKPOINT_EVERY
-        if due and any(_key(r) != "STREAM" for r in batch.records):
+        if due and not all(_is_checkpoint(r) for r in batch.records):
             self._save(shard_id, finished=False)
 
     def _records(self, shard_id: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -138,7 +145,7 @@ class DynamoStreamReader:
 
     def _save(self, shard_id: str, finished: bool) -> None:
         item: dict[str, Any] = {
-            "pk": "STREAM",
+            "pk": self.partition,
             "sk": f"SHARD#{shard_id}",
             "finished": finished,
             "expires_at": int(time.time() + CHECKPOINT_TTL),
@@ -151,7 +158,7 @@ class DynamoStreamReader:
     def _load(self) -> None:
         if self.loaded:
             return
-        for item in self.table.query("pk = :stream", {":stream": "STREAM"}, consistent=True):
+        for item in self.table.query("pk = :stream", {":stream": self.partition}, consistent=True):
             shard_id = str(item["sk"]).removeprefix("SHARD#")
             if item.get("position"):
                 self.positions[shard_id] = item["position"]
@@ -160,6 +167,7 @@ class DynamoStreamReader:
         self.loaded = True
 
 
-def _key(record: dict[str, Any]) -> str | None:
-    pk: str | None = record.get("dynamodb", {}).get("Keys", {}).get("pk", {}).get("S")
-    return pk
+def _is_checkpoint(record: dict[str, Any]) -> bool:
+    """A record of some consumer's checkpoint item."""
+    pk: str = record.get("dynamodb", {}).get("Keys", {}).get("pk", {}).get("S", "")
+    return pk == CHECKPOINTS or pk.startswith(f"{CHECKPOINTS}#")
