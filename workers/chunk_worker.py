@@ -5,6 +5,12 @@ ChangeMessageVisibility). A chunk still running after `chunk_timeout` has hung i
 heartbeat ends the process, the supervisor starts another, and the chunk comes back until it
 dead-letters and is split.
 
+While chunks run quickly, a worker takes them a batch at a time (as Lambda's SQS event source
+does): each receive is a write transaction in the store, or a request to SQS, and for a chunk of
+a few no-op items the larger part of its cost. After a chunk that was not quick it hands back the
+rest of its batch at once and goes back to taking one at a time, so a chunk held in a batch
+waits only for quick ones, never for a slow one, and never towards its visibility timeout.
+
 Each worker process has an owner token, new for each process life (a pid is reused), and says
 every `owner_heartbeat` seconds that it is alive: what a dead worker held is handed back as soon
 as it is known dead. A store error never ends the loop: the chunk is handed back, and the worker
@@ -20,7 +26,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from fanout.models import Delivery
@@ -29,6 +35,8 @@ from fanout.service import Fanout
 log = logging.getLogger("fanout.worker")
 HUNG_EXIT_CODE = 75
 MAX_BACKOFF = 5.0  # seconds between tries while the store keeps failing
+BATCH = 10  # chunks one receive takes at most (SQS's limit); only while chunks are quick
+QUICK = 0.05  # seconds: a chunk run (and recorded) within this is quick
 
 
 class Heartbeat:
@@ -152,20 +160,62 @@ class HandBacks:
             del self.owed[receipt]
 
 
-def poll_once(service: Fanout, owner: str = "", owed: HandBacks | None = None) -> bool:
-    """Process one chunk, or else one dead letter. Returns False when both queues were empty.
-    A chunk whose processing failed is handed back before the error is raised; if that fails
-    too, it goes to `owed`, which is settled first at the next call."""
+class Pace:
+    """How many chunks the next receive takes: BATCH after a batch whose chunks were all
+    quick, one after a chunk that was not (and to begin with)."""
+
+    def __init__(self) -> None:
+        self.size = 1
+
+    def ran(self, all_quick: bool) -> None:
+        self.size = BATCH if all_quick else 1
+
+
+def poll_once(
+    service: Fanout, owner: str = "", owed: HandBacks | None = None, pace: Pace | None = None
+) -> bool:
+    """Process the chunks of one receive (one, or with `pace` as many as it says), or else one
+    dead letter. Returns False when both queues were empty. A chunk whose processing failed is
+    handed back before the error is raised, with the rest of its batch; if that fails too, they
+    go to `owed`, which is settled first at the next call."""
     owed = owed if owed is not None else HandBacks()
     owed.settle(service)
-    for delivery in service.receive(owner):
-        with Heartbeat(service, delivery):
-            _process(service, delivery, service.process, owed)
+    deliveries = service.receive(owner, pace.size if pace is not None else 1)
+    if deliveries:
+        all_quick = _process_batch(service, deliveries, owed)
+        if pace is not None:
+            pace.ran(all_quick)
         return True
     for delivery in service.receive_dead_letters(owner):
         _process(service, delivery, service.process_dead_letter, owed)
         return True
     return False
+
+
+def _process_batch(service: Fanout, deliveries: Sequence[Delivery], owed: HandBacks) -> bool:
+    """Process received chunks in turn; whether each was quick. After one that was not, or
+    one that failed, the rest are handed back at once: visible to every worker again."""
+    for done, delivery in enumerate(deliveries, 1):
+        started = time.monotonic()
+        try:
+            with Heartbeat(service, delivery):
+                _process(service, delivery, service.process, owed)
+        except Exception:  # a SIGTERM's SystemExit: `main` hands back all this worker holds
+            _hand_back(service, deliveries[done:], owed)
+            raise
+        if time.monotonic() - started > QUICK:
+            _hand_back(service, deliveries[done:], owed)
+            return False
+    return True
+
+
+def _hand_back(service: Fanout, deliveries: Sequence[Delivery], owed: HandBacks) -> None:
+    for delivery in deliveries:
+        try:
+            service.hand_back(delivery)
+        except Exception:
+            log.warning("could not hand back %s; trying again before the next poll", delivery)
+            owed.owe(delivery, service.settings.visibility_timeout)
 
 
 def _process(
@@ -174,11 +224,7 @@ def _process(
     try:
         process(delivery)
     except Exception:
-        try:
-            service.hand_back(delivery)
-        except Exception:
-            log.warning("could not hand back %s; trying again before the next poll", delivery)
-            owed.owe(delivery, service.settings.visibility_timeout)
+        _hand_back(service, [delivery], owed)
         raise
 
 
@@ -225,10 +271,10 @@ def run(
     go on taking chunks nobody watches). Idle polls back off from `poll_interval` to 5 times
     that; failing ones (the store cannot write) up to `MAX_BACKOFF` seconds."""
     idle = failures = 0
-    owed = HandBacks()
+    owed, pace = HandBacks(), Pace()
     while not stop.is_set() and (supervisor is None or _alive(supervisor)):
         try:
-            busy = poll_once(service, owner, owed)
+            busy = poll_once(service, owner, owed, pace)
         except Exception:
             failures += 1
             if failures == 1 or failures % 100 == 0:
