@@ -119,12 +119,43 @@ def test_a_task_s_first_chunk_is_written_at_once_then_sums_every_interval() -> N
 
 def test_what_ran_since_the_last_write_is_written_as_one_measurement() -> None:
     stats = Recorded()
-    times = TaskTimes(stats, interval=0.0)
+    times = TaskTimes(stats, interval=0.0, settle=0.0)
 
     times.observe("a", 1.0, 1)
     times.observe("a", 3.0, 1)
+    times.observe("a", 5.0, 1)
 
-    assert stats.calls == [("a", 1.0, STATS_WEIGHT), ("a", 3.0, STATS_WEIGHT)]
+    assert stats.calls == [("a", 1.0, STATS_WEIGHT), ("a", 3.0, 1.0), ("a", 5.0, STATS_WEIGHT)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_cold_first_chunk_is_replaced_by_what_ran_in_the_settle_after_it() -> None:
+    stats, clock = Recorded(), Clock()
+    times = TaskTimes(stats, interval=5.0, settle=0.5, clock=clock)
+
+    times.observe("a", 0.010, 2)  # the first chunk, cold: written at once, a step of the average
+    clock.now += 0.4
+    times.observe("a", 0.002, 10)  # within the settle: held
+    clock.now += 0.2
+    times.observe("a", 0.001, 10)  # past it: both written as the one that replaces the cold one
+    clock.now += 4.9
+    times.observe("a", 0.003, 10)  # then a step every interval, no sooner
+    clock.now += 0.2
+    times.observe("a", 0.001, 10)
+
+    assert [(task, weight) for task, _, weight in stats.calls] == [
+        ("a", STATS_WEIGHT),
+        ("a", 1.0),
+        ("a", STATS_WEIGHT),
+    ]
+    assert [per_item for _, per_item, _ in stats.calls] == pytest.approx([0.005, 0.00015, 0.0002])
 
 
 def test_a_failed_write_of_timings_is_dropped_not_raised(caplog: pytest.LogCaptureFixture) -> None:

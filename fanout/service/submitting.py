@@ -18,7 +18,10 @@ from fanout.service.controlling import Controlling
 from fanout.service.submission import JobRequest, Submission, new_job_id
 from fanout.service.taking_in import TakingIn
 
-STATS_TTL = 5.0  # seconds a task's measured time per item is reused before it is read again
+# Seconds a task's measured time per item is reused before it is read again: a read is one
+# indexed row, and a task's first (cold) measurement is replaced half a second after it is
+# written (`chunking.SETTLE`), so a new task's jobs are sized by the warm one a second later.
+STATS_TTL = 1.0
 
 # Renders the response an idempotent submit stores and replays: from the job, and the webhook
 # secret generated for it (None if the client gave one).
