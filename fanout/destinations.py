@@ -97,6 +97,15 @@ def parts(url: str) -> tuple[str, str, int]:
     return split.scheme, split.hostname, port
 
 
+def literal(host: str) -> Address | None:
+    """The address `host` is, written in the standard notation (`127.0.0.1`, `::1`, as a URL's
+    host after `parts`), else None: a name, or another form of address `lookup` reads."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 def lookup(host: str, port: int) -> list[Address]:
     """Every address `host` resolves to (IP literals, in any form inet_aton reads, included)."""
     try:

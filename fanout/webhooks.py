@@ -111,9 +111,15 @@ async def _post(
 ) -> Attempt:
     """The host is resolved and checked here, at connect time, and the request goes to that
     checked address (Host header and TLS server name kept), so DNS rebinding after submit gets
-    nowhere. The lookup runs on the loop's executor: getaddrinfo blocks."""
+    nowhere. The lookup runs on the loop's executor: getaddrinfo blocks (a host that is an
+    address has nothing to look up, and no thread to wait for)."""
     _, host, port = destinations.parts(event.url)
-    found = await asyncio.get_running_loop().run_in_executor(None, destinations.lookup, host, port)
+    given = destinations.literal(host)
+    found = (
+        [given]
+        if given is not None
+        else await asyncio.get_running_loop().run_in_executor(None, destinations.lookup, host, port)
+    )
     address = destinations.checked(host, found, allow)
     parts = urlsplit(event.url)
     literal = f"[{address}]" if address.version == 6 else str(address)

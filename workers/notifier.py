@@ -92,11 +92,13 @@ class Deliverer:
                 if self.closing:
                     await loop.run_in_executor(None, self.service.release_claim, event)
                     return None
-                # The wait for a slot may have outlived the claim: send only while holding it.
-                claimed = await loop.run_in_executor(None, self.service.confirm_claim, event)
-                if claimed is None:
-                    return None
-                event = claimed
+                # The wait for a slot may have outlived the claim: send only while holding it
+                # (asked inline first: mostly it holds, and a thread costs more than the check).
+                if not self.service.claim_holds(event):
+                    claimed = await loop.run_in_executor(None, self.service.confirm_claim, event)
+                    if claimed is None:
+                        return None
+                    event = claimed
                 attempt = await self._send(event)
         except asyncio.CancelledError:
             await loop.run_in_executor(None, self.service.release_claim, event)

@@ -55,14 +55,21 @@ class Delivering(ServiceBase):
             if claimed
         ]
 
+    def claim_holds(self, event: WebhookEvent) -> bool:
+        """Whether a claimed event's claim still covers a whole attempt (plus the hosts' clock
+        skew): then `confirm_claim` returns it as it is, without the store, so a deliverer on
+        an event loop may ask here first rather than through a thread."""
+        left = event.next_attempt_at - time.time()
+        return left >= self.settings.webhook_timeout + CLAIM_MARGIN
+
     def confirm_claim(self, event: WebhookEvent) -> WebhookEvent | None:
         """Called just before an attempt of a claimed event is sent: the event, still claimed
         for at least one whole attempt, or None when its claim was lost (the attempt waited for
         its destination past the lease, and another deliverer took it). A claim with less than
         an attempt's time left (plus the hosts' clock skew) is renewed first."""
-        now = time.time()
-        if event.next_attempt_at - now >= self.settings.webhook_timeout + CLAIM_MARGIN:
+        if self.claim_holds(event):
             return event
+        now = time.time()
         lease_until = now + self._claim_lease()
         if not self.backend.outbox.renew_claim(event, lease_until):
             return None
