@@ -12,7 +12,7 @@ from msgspec import structs
 from pydantic_core import to_json
 
 from fanout import __version__, readers
-from fanout.api import docs, openapi, problems
+from fanout.api import blocking, docs, openapi, problems
 from fanout.api.error_responses import declare_errors
 from fanout.api.keys import ApiKeys, load_api_keys
 from fanout.api.middleware import Guard
@@ -83,6 +83,7 @@ def create_app(
     app.state.service = service or build(settings)
     app.state.api_keys = api_keys or load_api_keys(settings)
     app.state.live_workers = live_workers
+    app.state.blocking = blocking.pool()
     app.state.streams = events.Streams(
         JobWatches(app.state.service, settings.stream_poll_interval),
         settings.max_streams_per_peer,

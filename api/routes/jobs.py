@@ -13,6 +13,7 @@ from pydantic_core import to_json
 
 from fanout import readers
 from fanout.api import bodies
+from fanout.api.blocking import off_loop
 from fanout.api.deps import Service, Tenant
 from fanout.api.problems import Problem
 from fanout.api.schemas import JobPatch, JobPublic, JobsPublic, ResultsPublic
@@ -75,7 +76,10 @@ async def create_job(
     died). While the store cannot write, a 503 with `Retry-After`, and nothing stored. While
     too much work waits to start, a 429 with `Retry-After` (backpressure), before the body is
     read."""
-    await run_in_threadpool(service.admit)
+    if service.backlog_counted():
+        service.admit()  # counted less than a second ago: no store read, so not off the loop
+    else:
+        await run_in_threadpool(service.admit)
     streamed = bodies.streamed_format(request)
     if streamed is not None:
         job_request = bodies.streamed_request(request, streamed, service.settings)
@@ -84,7 +88,7 @@ async def create_job(
         job_request = bodies.parse(body)
     key = idempotency_key
     try:
-        stored = await run_in_threadpool(_submit, service, tenant, job_request, key)
+        stored = await off_loop(request, _submit, service, tenant, job_request, key)
     except InvalidJob as error:
         if streamed is not None:
             bodies.as_query_fields(error.errors)

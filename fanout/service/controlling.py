@@ -62,6 +62,12 @@ class Controlling(Finishing):
             self._backlog = (now, counted)
         return self._backlog[1]
 
+    def backlog_counted(self) -> bool:
+        """Whether `backlog()` (so `admit()`) answers now without reading the store: it counted
+        less than BACKLOG_TTL ago. An event loop can then ask inline, not through a thread."""
+        counted = self._backlog
+        return counted is not None and counted[0] >= time.monotonic() - BACKLOG_TTL
+
     def _stored_chunks(self, count: int) -> None:
         """Add a job's chunks to the cached backlog: between two counts, a burst of POSTs would
         otherwise all be admitted against the first count (a second's worth past the bound)."""

@@ -10,6 +10,7 @@ this folder already (changing its selection resets every mutmut verdict).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -122,3 +123,20 @@ def test_readiness_counts_the_backlog_afresh(service: Fanout) -> None:
     service.backend.jobs.create_job(job, chunks)
 
     assert service.ready().unstarted_chunks == 4
+
+
+def test_the_backlog_is_known_counted_for_a_second_after_a_count(
+    service: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What lets `POST /jobs` ask admission on its event loop: no store read within the TTL."""
+    from fanout.service import controlling
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    assert not service.backlog_counted()
+    service.admit()
+    assert service.backlog_counted()
+    now[0] += controlling.BACKLOG_TTL - 0.01
+    assert service.backlog_counted()
+    now[0] += 0.02
+    assert not service.backlog_counted()
