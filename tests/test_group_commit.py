@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fanout.backends.sqlite.group import GroupWriter
+from tests.waiting import wait_until
 
 THREADS = 16
 WRITES = 20
@@ -143,3 +144,114 @@ def test_the_level_is_set_when_it_changes_and_only_then(traced: Traced) -> None:
     assert traced.rows() == 5
     assert traced.seen["PRAGMA synchronous=NORMAL"] == 2
     assert traced.seen["PRAGMA synchronous=FULL"] == 1
+
+
+# -- writes given as functions (`run`): done by whichever thread has the turn ---------------------
+
+
+def test_functions_queued_while_a_thread_has_the_turn_are_run_by_it_and_answered_to_their_own(
+    traced: Traced,
+) -> None:
+    """The point of `run`: no hand-off of the turn between threads within a group."""
+    writer = GroupWriter(traced.connect)
+    ran_on: dict[int, int] = {}
+    answers: dict[int, int] = {}
+
+    def queue(w: int) -> None:
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO t VALUES (?, 0)", (w,))
+            ran_on[w] = threading.get_ident()
+            return w * 10
+
+        answers[w] = writer.run(work, durable=True)
+
+    with writer.write(durable=True) as conn:
+        conn.execute("INSERT INTO t VALUES (99, 0)")
+        others = [threading.Thread(target=queue, args=(w,)) for w in range(5)]
+        for thread in others:
+            thread.start()
+        wait_until(lambda: len(writer._queued) == 5, 10.0, "five queued functions")
+    for thread in others:
+        thread.join(timeout=10)
+
+    assert set(ran_on.values()) == {threading.get_ident()}
+    assert answers == {w: w * 10 for w in range(5)}
+    assert traced.rows() == 6
+    assert traced.seen["COMMIT"] <= 2  # this thread's write, then the five together
+
+
+def test_concurrent_runs_all_land_each_committed_when_it_returns(traced: Traced) -> None:
+    writer = GroupWriter(traced.connect)
+    unseen: list[int] = []
+
+    def body(w: int) -> None:
+        for n in range(WRITES):
+
+            def work(conn: sqlite3.Connection, row: tuple[int, int] = (w, n)) -> None:
+                conn.execute("INSERT INTO t VALUES (?, ?)", row)
+
+            writer.run(work, durable=True)
+            if traced.rows(w) != n + 1:
+                unseen.append(w)
+
+    assert in_threads(THREADS, body) == []
+
+    assert unseen == []
+    assert traced.rows() == THREADS * WRITES
+    assert traced.seen["COMMIT"] < THREADS * WRITES
+
+
+def test_a_run_that_raises_raises_in_its_own_thread_and_the_others_are_kept(
+    traced: Traced,
+) -> None:
+    writer = GroupWriter(traced.connect)
+
+    def body(w: int) -> None:
+        for n in range(WRITES):
+
+            def work(conn: sqlite3.Connection, row: tuple[int, int] = (w, n)) -> None:
+                conn.execute("INSERT INTO t VALUES (?, ?)", row)
+                if w % 2:
+                    raise ValueError(f"writer {w} fails")
+
+            if w % 4 == 0:
+                with writer.write(durable=False) as conn:  # writes and runs, side by side
+                    conn.execute("INSERT INTO t VALUES (?, ?)", (w, n))
+            else:
+                writer.run(work, durable=False)
+
+    errors = in_threads(THREADS, body)
+
+    assert len(errors) == THREADS // 2 and all(isinstance(e, ValueError) for e in errors)
+    assert [traced.rows(w) for w in range(THREADS)] == [
+        WRITES if w % 2 == 0 else 0 for w in range(THREADS)
+    ]
+
+
+def test_a_run_whose_function_fails_alone_leaves_no_transaction_open(traced: Traced) -> None:
+    writer = GroupWriter(traced.connect)
+
+    def fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (0, 0)")
+        raise KeyError("nothing stays")
+
+    with pytest.raises(KeyError):
+        writer.run(fail, durable=True)
+
+    # Another connection can write at once: the writer holds no open transaction.
+    other = sqlite3.connect(traced.path, isolation_level=None, timeout=0.1)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1, 0)")
+    other.execute("COMMIT")
+    other.close()
+    assert traced.rows() == 1
+
+
+def test_a_run_inside_a_write_is_part_of_it(traced: Traced) -> None:
+    writer = GroupWriter(traced.connect)
+    with writer.write(durable=False) as outer:
+        outer.execute("INSERT INTO t VALUES (0, 0)")
+        assert writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (0, 1)").rowcount, False)
+
+    assert traced.rows() == 2
+    assert traced.seen["COMMIT"] == 1

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from fanout.backends.sqlite.group import GroupWriter, ProcessLock
 from fanout.errors import StoreUnavailable
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -228,6 +231,18 @@ class Database:
         try:
             with self._transaction(durable) as conn:
                 yield conn
+        except sqlite3.Error as error:
+            unavailable = _unavailable(error)
+            if unavailable is None:
+                raise
+            raise unavailable from error
+
+    def run(self, work: Callable[[sqlite3.Connection], T], durable: bool = False) -> T:
+        """`work(conn)` in a write transaction, run by whichever of this process's threads has
+        the turn (`group.GroupWriter.run`: no hand-off between threads within a group); errors
+        as `write`'s."""
+        try:
+            return self._group.run(work, durable)
         except sqlite3.Error as error:
             unavailable = _unavailable(error)
             if unavailable is None:

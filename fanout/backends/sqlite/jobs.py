@@ -4,6 +4,7 @@ first window in one durable transaction, read back with their results, changed, 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -53,36 +54,43 @@ class SqliteJobStore(SqliteWindow):
         )
         window = job.options.max_concurrency
         released = [ChunkRef(job.id, c.start, c.end) for c in chunks[:window]]
-        with self.db.write(durable=True) as conn:
+        row = (
+            job.id,
+            job.tenant,
+            job.task,
+            to_json(job.params),
+            _options(job),
+            window,
+            job.webhook.url if job.webhook else None,
+            job.webhook.secret if job.webhook else None,
+            job.total,
+            job.created_at,
+            deadline,
+            job.created_at,
+        )
+        chunk_rows = [
+            (job.id, c.start, c.end, "released" if i < window else "pending", c.items_json)
+            for i, c in enumerate(chunks)
+        ]
+
+        def store(conn: sqlite3.Connection) -> None:
+            # Run by whichever thread has the write turn (`Database.run`): everything it needs
+            # is made before, so the transaction holds only the statements.
             if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job.id,)).fetchone():
                 raise JobExists(job.id)
             conn.execute(
                 "INSERT INTO jobs (id, tenant, task, status, params, options, max_concurrency,"
                 " webhook_url, webhook_secret, total, created_at, deadline, updated_at)"
                 " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job.id,
-                    job.tenant,
-                    job.task,
-                    to_json(job.params),
-                    _options(job),
-                    window,
-                    job.webhook.url if job.webhook else None,
-                    job.webhook.secret if job.webhook else None,
-                    job.total,
-                    job.created_at,
-                    deadline,
-                    job.created_at,
-                ),
+                row,
             )
             conn.executemany(
                 'INSERT INTO chunks (job_id, start, "end", state, items) VALUES (?, ?, ?, ?, ?)',
-                (
-                    (job.id, c.start, c.end, "released" if i < window else "pending", c.items_json)
-                    for i, c in enumerate(chunks)
-                ),
+                chunk_rows,
             )
             enqueue(conn, released)
+
+        self.db.run(store, durable=True)
         return released
 
     def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:
