@@ -4,8 +4,9 @@ Starlette's `run_in_threadpool` (anyio's `to_thread.run_sync`) yields to the eve
 before its thread starts (a checkpoint, then the capacity limiter), and under the small-job load
 of `python -m bench load` a turn of the loop took 20-40 ms: a `POST /jobs` spent ~60 ms of its
 ~150 ms waiting for its submit to start. `loop.run_in_executor` hands the call to a thread at
-once; the answer comes back in one turn, as before. Used for the submit, the hot blocking call;
-the rest of the routes keep Starlette's way.
+once; the answer comes back in one turn, as before. Used for the submit of a JSON body, the hot
+blocking call; the rest keep Starlette's way, and so does a streamed body's submit, whose items
+are read from the request on the thread through `anyio.from_thread`, which needs AnyIO's threads.
 """
 
 from __future__ import annotations

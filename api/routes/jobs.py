@@ -88,7 +88,10 @@ async def create_job(
         job_request = bodies.parse(body)
     key = idempotency_key
     try:
-        stored = await off_loop(request, _submit, service, tenant, job_request, key)
+        if streamed is not None:  # its items are read from the request on an AnyIO thread
+            stored = await run_in_threadpool(_submit, service, tenant, job_request, key)
+        else:
+            stored = await off_loop(request, _submit, service, tenant, job_request, key)
     except InvalidJob as error:
         if streamed is not None:
             bodies.as_query_fields(error.errors)
