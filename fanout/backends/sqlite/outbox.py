@@ -77,10 +77,14 @@ class SqliteOutbox:
     ) -> None:
         status = DeliveryStatus.after_attempt(delivered, next_attempt_at)
         attempt = to_json({"at": at, "status_code": status_code, "error": error}).decode()
-        with self.db.write() as conn:
-            conn.execute(
+        row = (status, next_attempt_at, attempt, event_id)
+        # Run by whichever thread has the write turn (`Database.run`): the notifier records
+        # from many threads at once, as the API submits.
+        self.db.run(
+            lambda conn: conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, status = ?,"
                 " next_attempt_at = COALESCE(?, next_attempt_at),"
                 " history = json_insert(history, '$[#]', json(?)) WHERE event_id = ?",
-                (status, next_attempt_at, attempt, event_id),
+                row,
             )
+        )
