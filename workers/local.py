@@ -8,11 +8,12 @@ meanwhile. `fanout worker`, with no API, runs them on threads of its own process
 
 Worker processes are forked from a forkserver that has already imported fanout and the task
 modules, so replacing a dead worker costs milliseconds. The background process is spawned (a
-fresh interpreter, as each lives long), and ends when the process that started it is gone. Each gets an owner token of its own;
-when one dies, the messages it held are made visible at once instead of after their visibility
-timeout; their receive counts stand, so a chunk that keeps killing workers still reaches the
-dead letters and is split. No loop and no supervisor dies of a store error: each logs it, backs
-off and tries again, so processing resumes by itself once the store can write again.
+fresh interpreter), and ends when the process that started it is gone. Each worker gets an
+owner token of its own; when one dies, the messages it held are made visible at once instead of
+after their visibility timeout; their receive counts stand, so a chunk that keeps killing
+workers still reaches the dead letters and is split. No loop and no supervisor dies of a store
+error: each logs it, backs off and tries again, so processing resumes by itself once the store
+can write again.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 from bench.hostile import Dripper, Hostile, HugeBody, Seen, peak_rss_mb
+from fanout.workers.notifier import PER_DESTINATION
 from tests.e2e.harness import Launcher, Receiver, Server
 from tests.waiting import wait_until
 
@@ -56,29 +57,31 @@ def test_a_dripping_receiver_is_cut_off_at_the_webhook_timeout(fanout: Launcher)
     assert server.job(job["id"])["webhook"]["status"] == "pending"  # retried later
 
 
-def test_one_receiver_gets_four_attempts_at_once_and_the_rest_wait_for_a_slot(
+def test_one_receiver_gets_its_destination_s_slots_at_once_and_the_rest_wait_for_one(
     fanout: Launcher,
 ) -> None:
-    """A receiver that never answers holds at most its destination's four slots: eight events for
-    it go out four at a time, the next four only as the first are cut off at the timeout."""
-    timeout = 6.0
+    """A receiver that never answers holds at most its destination's slots (PER_DESTINATION,
+    8): twice as many events for it go out that many at a time, the next ones only as the first
+    are cut off at the timeout."""
+    slots, timeout = PER_DESTINATION, 6.0
     server = fanout.serve(workers=1, env={"FANOUT_WEBHOOK_TIMEOUT": str(timeout)})
     with Dripper(lasting=60.0).running() as dripper:
-        jobs = [webhook_job(server, dripper.url)["id"] for _ in range(8)]
+        jobs = [webhook_job(server, dripper.url)["id"] for _ in range(2 * slots)]
 
         def ended() -> bool:
             return all(server.job(job)["status"] == "succeeded" for job in jobs)
 
-        wait_until(ended, 30.0, "the eight jobs to end")
-        wait_until(lambda: len(dripper.connections()) >= 8, 60.0, "eight attempts")
+        wait_until(ended, 30.0, "the jobs to end")
+        wait_until(lambda: len(dripper.connections()) >= 2 * slots, 60.0, "every attempt")
         opened = sorted(seen.opened for seen in dripper.connections())
 
     # An attempt's one deadline covers its connect, so a slot frees no sooner than `timeout`
     # after its attempt began, a moment before the connection opened: no window shorter than
-    # that sees a fifth connection open.
+    # that sees one connection more than the slots open.
     window = timeout - 1.5  # room for a busy machine's lag between accept and `Seen`
-    assert all(later - first > window for first, later in zip(opened, opened[4:], strict=False))
-    assert opened[3] - opened[0] < window  # the first four went out at once, not one by one
+    later = zip(opened, opened[slots:], strict=False)
+    assert all(then - first > window for first, then in later)
+    assert opened[slots - 1] - opened[0] < window  # the first went out at once, not one by one
 
 
 def test_a_healthy_webhook_is_not_held_up_by_eight_dripping_receivers(
