@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from fanout.service import Fanout
 
 log = logging.getLogger("fanout.cli")
+BACKGROUND_START = 5.0  # seconds serve waits for its background process before answering
 
 
 def say(settings: Settings, message: str) -> None:
@@ -110,6 +111,8 @@ def serve(
             http=guarded_protocol(settings.header_timeout, settings.min_body_rate),
         )
     )
+    if not housekeeper.wait_ready(BACKGROUND_START):
+        say(settings, "The background process (webhooks, sweeps) is not up yet; serving anyway.")
     # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers
     # in place that lands here harmlessly, and the workers are stopped below.
     for signum in (signal.SIGINT, signal.SIGTERM):
