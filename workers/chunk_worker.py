@@ -193,14 +193,14 @@ def poll_once(
 
 
 def _process_batch(service: Fanout, deliveries: Sequence[Delivery], owed: HandBacks) -> bool:
-    """Process received chunks in turn; whether each was quick. After one that was not, or
+    """Process received chunks in turn; whether all were quick. After one that was not, or
     one that failed, the rest are handed back at once: visible to every worker again."""
     for done, delivery in enumerate(deliveries, 1):
         started = time.monotonic()
         try:
             with Heartbeat(service, delivery):
                 _process(service, delivery, service.process, owed)
-        except Exception:  # a SIGTERM's SystemExit: `main` hands back all this worker holds
+        except Exception:  # not SIGTERM's SystemExit: then `main` hands back all it holds
             _hand_back(service, deliveries[done:], owed)
             raise
         if time.monotonic() - started > QUICK:
