@@ -81,9 +81,9 @@ def forbidden(address: Address) -> bool:
 
 def parts(url: str) -> tuple[str, str, int]:
     """Scheme, host and port of an absolute http(s) URL the sender can request."""
-    # Imported here: importing httpx imports its command-line client too (click, rich,
-    # pygments) where those are installed, which the queue-side Lambda handlers, importing
-    # this module but never sending, should not pay for on every cold start.
+    # Imported here: httpx takes ~50 ms to import (without its command-line client: see
+    # `fanout/__init__.py`), which the queue-side Lambda handlers, importing this module but
+    # never sending, should not pay for on every cold start.
     import httpx
 
     try:
