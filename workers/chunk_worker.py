@@ -228,7 +228,8 @@ def _process(
         raise
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists (the supervisor's: a worker outliving it stops)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -272,7 +273,7 @@ def run(
     that; failing ones (the store cannot write) up to `MAX_BACKOFF` seconds."""
     idle = failures = 0
     owed, pace = HandBacks(), Pace()
-    while not stop.is_set() and (supervisor is None or _alive(supervisor)):
+    while not stop.is_set() and (supervisor is None or alive(supervisor)):
         try:
             busy = poll_once(service, owner, owed, pace)
         except Exception:

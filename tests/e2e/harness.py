@@ -27,6 +27,7 @@ import psutil
 import pytest
 from standardwebhooks import Webhook
 
+from fanout.workers.local import BACKGROUND_NAME, WORKER_NAME
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,23 +103,20 @@ class Process:
         return children
 
     def workers(self) -> list[psutil.Process]:
-        """The worker processes: the children of the forkserver the supervisor started."""
-        workers: list[psutil.Process] = []
-        for child in self.descendants():
-            try:
-                if "multiprocessing.forkserver" in " ".join(child.cmdline()):
-                    workers.extend(c for c in child.children() if _alive(c))
-            except psutil.NoSuchProcess:
-                continue
-        return workers
+        """The worker processes (forked by the forkserver the supervisor started, each named
+        `fanout-worker` once it runs)."""
+        return self._named(WORKER_NAME)
 
     def background(self) -> list[psutil.Process]:
-        """`fanout serve`'s background process (notifier, reconciler, sweeps): its one child
-        started by multiprocessing's spawn."""
+        """`fanout serve`'s background process (notifier, reconciler, sweeps): the forkserver's
+        child named `fanout-bg`."""
+        return self._named(BACKGROUND_NAME)
+
+    def _named(self, name: str) -> list[psutil.Process]:
         found: list[psutil.Process] = []
         for child in self.descendants():
             try:
-                if "multiprocessing.spawn" in " ".join(child.cmdline()) and _alive(child):
+                if child.name() == name and _alive(child):
                     found.append(child)
             except psutil.NoSuchProcess:
                 continue
