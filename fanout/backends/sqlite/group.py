@@ -16,8 +16,12 @@ Handing the turn from thread to thread has a price where an event loop keeps the
 lock busy (the API's process): each thread woken for its turn waits for that lock, and the
 transaction stays open, holding every other process's writes, meanwhile (~0.8 ms a member, 14 ms
 a transaction of 17 submits, under `python -m bench load`). So a write given as a function
-(`run`) is queued, and whichever thread has the turn runs every queued function itself, each in
-a savepoint, before it commits: the work of a group is done by one thread, without hand-offs.
+(`run`) is queued, and the thread that leads a group runs every function queued so far itself,
+each in a savepoint, before it commits: the work of a group is done by one thread, without
+hand-offs. Then it passes the turn to the thread of the first function queued since, which
+leads the next group, and returns: a thread runs one group, never the groups that keep coming
+after its own (running them, under `python -m bench load`, kept one submit in thirty waiting
+30-280 ms for its answer; under a stream that never paused, it would wait for ever).
 
 Between processes (the server and its workers), the turn is an exclusive `flock` on a file
 beside the database, taken before `BEGIN IMMEDIATE` and given back after the commit: a process
@@ -74,7 +78,8 @@ class _Queued(Generic[T]):
     def __init__(self, work: Callable[[sqlite3.Connection], T], durable: bool) -> None:
         self.work = work
         self.durable = durable
-        self.done = threading.Event()
+        self.done = threading.Event()  # ran and settled, or its thread is to lead the next group
+        self.leads = False
         self.generation = -1  # the transaction it ran in
         self.result: T | None = None
         self.error: BaseException | None = None
@@ -143,10 +148,14 @@ class GroupWriter:
         with self._state:
             self._queued.append(queued)  # type: ignore[arg-type]  # read back as T below
             mine = self._turn.acquire(blocking=False)
-        if mine:
+        if not mine:
+            queued.done.wait()  # its group ran, or the turn was passed to this thread
+        if mine or queued.leads:
             self._owner = threading.get_ident()
-            self._give_turn()  # runs the queue, this thread's function first
-        queued.done.wait()
+            try:
+                self._run_queued()  # this thread's function and every one queued before it
+            finally:
+                self._give_turn()
         if queued.error is not None:
             raise queued.error
         failure = self._outcome(queued.generation)
@@ -155,20 +164,23 @@ class GroupWriter:
         return queued.result  # type: ignore[return-value]  # set by _run_queued, done is set
 
     def _give_turn(self) -> None:
-        """Give the turn up, having run (and settled) every function queued meanwhile: a thread
-        that queued one while this one had the turn waits for it, not for a turn of its own.
-        The queue is looked at and the turn given up in one step under `_state`, so a function
-        queued as the turn is given up is run by its own thread, which then takes the turn."""
-        while True:
-            with self._state:
-                queued, self._queued = self._queued, []
-                if not queued:
-                    self._owner = None
-                    self._turn.release()
-                    return
-            self._run_queued(queued)
+        """Pass the turn to the thread of the first function queued meanwhile, which leads the
+        next group; give it up when none is queued, or when a `write` waits for it (that one
+        passes it on in turn). The queue is looked at and the turn passed or given up in one
+        step under `_state`, so a function queued as the turn is given up is run by its own
+        thread, which then takes the turn."""
+        with self._state:
+            self._owner = None
+            if self._queued and not self._waiting:
+                successor = self._queued[0]
+                successor.leads = True
+                successor.done.set()
+            else:
+                self._turn.release()
 
-    def _run_queued(self, queued: list[_Queued[object]]) -> None:
+    def _run_queued(self) -> None:
+        with self._state:
+            queued, self._queued = self._queued, []
         for item in queued:
             try:
                 item.generation, _ = self._join(item.durable)
