@@ -28,6 +28,7 @@ class ServiceBase:
         self._measured: dict[str, tuple[float, float | None]] = {}
         self._backlog: tuple[float, Backlog] | None = None
         self._backlog_lock = threading.Lock()
+        self._counting = threading.Lock()  # held by the one thread counting the backlog
 
     @property
     def where(self) -> str:

@@ -10,6 +10,7 @@ this folder already (changing its selection resets every mutmut verdict).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
 from tests.contract.support import new_job
+from tests.waiting import wait_until
 
 TENANT = TenantId("tenant-a")
 OTHER = TenantId("tenant-b")
@@ -140,3 +142,95 @@ def test_the_backlog_is_known_counted_for_a_second_after_a_count(
     assert service.backlog_counted()
     now[0] += 0.02
     assert not service.backlog_counted()
+
+
+def test_while_one_thread_counts_the_backlog_the_others_get_the_last_count(
+    service: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a second the count goes stale: one caller counts afresh and the others are answered
+    from the last count meanwhile, without a store read (so `POST /jobs` asks inline)."""
+    from fanout.service import controlling
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    service.admit()
+    first = service.backlog()
+    now[0] += controlling.BACKLOG_TTL + 0.5
+    assert not service.backlog_counted()
+
+    counting, go, counts = threading.Event(), threading.Event(), [0]
+    unstarted = service.backend.jobs.unstarted_chunks
+
+    def slow_count() -> int:
+        counts[0] += 1
+        counting.set()
+        assert go.wait(10)
+        return unstarted() + 7
+
+    monkeypatch.setattr(service.backend.jobs, "unstarted_chunks", slow_count)
+    counter = threading.Thread(target=service.backlog)
+    counter.start()
+    assert counting.wait(10)
+
+    assert service.backlog_counted()
+    assert service.backlog() == first
+    service.admit()
+    assert counts == [1]
+    go.set()
+    counter.join(10)
+    assert service.backlog().unstarted_chunks == first.unstarted_chunks + 7
+    assert counts == [1]
+
+
+def test_a_count_older_than_the_stale_bound_is_not_used_the_caller_waits_for_the_new_one(
+    service: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fanout.service import controlling
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    first = service.backlog()
+    now[0] += controlling.BACKLOG_STALE + 0.5
+
+    counting, go = threading.Event(), threading.Event()
+    unstarted = service.backend.jobs.unstarted_chunks
+
+    def slow_count() -> int:
+        counting.set()
+        assert go.wait(10)
+        return unstarted() + 7
+
+    monkeypatch.setattr(service.backend.jobs, "unstarted_chunks", slow_count)
+    counter = threading.Thread(target=service.backlog)
+    counter.start()
+    assert counting.wait(10)
+    assert not service.backlog_counted()
+
+    spy = Attempts(service._counting)
+    monkeypatch.setattr(service, "_counting", spy)
+    answers: list[int] = []
+    waiter = threading.Thread(target=lambda: answers.append(service.backlog().unstarted_chunks))
+    waiter.start()
+    wait_until(lambda: spy.blocking, 10.0, "the caller to wait for the count under way")
+    go.set()
+    counter.join(10)
+    waiter.join(10)
+    assert answers == [first.unstarted_chunks + 7]
+
+
+class Attempts:
+    """A lock that notes each blocking acquire."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+        self.blocking = 0
+
+    def acquire(self, blocking: bool = True) -> bool:
+        self.blocking += blocking
+        return self.lock.acquire(blocking)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def locked(self) -> bool:
+        return self.lock.locked()
