@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -306,3 +307,67 @@ def test_a_run_inside_a_write_is_part_of_it(traced: Traced) -> None:
 
     assert traced.rows() == 2
     assert traced.seen["COMMIT"] == 1
+
+
+class Interrupting(threading.Event):
+    """An Event whose `wait` raises KeyboardInterrupt once woken, when told to: a thread
+    interrupted just as the turn is passed to it."""
+
+    interrupt = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        woken = super().wait(timeout)
+        if self.interrupt:
+            raise KeyboardInterrupt
+        return woken
+
+
+def test_a_thread_interrupted_as_the_turn_reaches_it_passes_it_on(
+    traced: Traced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fanout.backends.sqlite import group
+
+    events = SimpleNamespace(
+        Event=Interrupting,
+        Lock=threading.Lock,
+        Condition=threading.Condition,
+        get_ident=threading.get_ident,
+    )
+    monkeypatch.setattr(group, "threading", events)
+    writer = GroupWriter(traced.connect)
+    inside, go = threading.Event(), threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def hold(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (1, 0)")
+        inside.set()
+        assert go.wait(10)
+
+    def body(name: str, row: int, work: Callable[[sqlite3.Connection], None] | None) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES (?, 0)", (row,))
+
+        try:
+            writer.run(work or insert, durable=True)
+            outcomes[name] = "ran"
+        except KeyboardInterrupt as error:
+            outcomes[name] = error
+
+    holder = threading.Thread(target=body, args=("holder", 1, hold))
+    holder.start()
+    assert inside.wait(10)
+    interrupted = threading.Thread(target=body, args=("interrupted", 2, None))
+    interrupted.start()
+    wait_until(lambda: len(writer._queued) == 1, 10.0, "the second function queued")
+    writer._queued[0].done.interrupt = True  # type: ignore[attr-defined]
+    last = threading.Thread(target=body, args=("last", 3, None))
+    last.start()
+    wait_until(lambda: len(writer._queued) == 2, 10.0, "the third function queued")
+    go.set()
+
+    wait_until(lambda: len(outcomes) == 3, 10.0, "every thread to return")
+    assert outcomes["holder"] == "ran" and outcomes["last"] == "ran"
+    assert isinstance(outcomes["interrupted"], KeyboardInterrupt)
+    assert [traced.rows(w) for w in (1, 2, 3)] == [1, 0, 1]
+    for thread in (holder, interrupted, last):
+        thread.join(10)

@@ -149,7 +149,11 @@ class GroupWriter:
             self._queued.append(queued)  # type: ignore[arg-type]  # read back as T below
             mine = self._turn.acquire(blocking=False)
         if not mine:
-            queued.done.wait()  # its group ran, or the turn was passed to this thread
+            try:
+                queued.done.wait()  # its group ran, or the turn was passed to this thread
+            except BaseException:  # KeyboardInterrupt, or what a signal handler raised
+                self._withdraw(queued)
+                raise
         if mine or queued.leads:
             self._owner = threading.get_ident()
             try:
@@ -162,6 +166,17 @@ class GroupWriter:
         if failure is not None:
             raise failure
         return queued.result  # type: ignore[return-value]  # set by _run_queued, done is set
+
+    def _withdraw(self, queued: _Queued[T]) -> None:
+        """For a thread interrupted while it waits: its function leaves the queue unless a
+        group has taken it already (then it runs, as it would have), and a turn passed to this
+        thread is passed on, so no other thread waits for it for ever."""
+        with self._state:
+            if queued in self._queued:
+                self._queued.remove(queued)  # type: ignore[arg-type]  # as queued by `run`
+            leads = queued.leads
+        if leads:
+            self._give_turn()
 
     def _give_turn(self) -> None:
         """Pass the turn to the thread of the first function queued meanwhile, which leads the
