@@ -16,6 +16,7 @@ from fanout import task
 from fanout.backends.aws.blobs import S3Blobs
 from fanout.backends.aws.job_objects import CONSUMER, S3JobObjects
 from fanout.backends.aws.streams import DynamoStreamReader
+from fanout.errors import BackendError
 from fanout.models import Job, JobId, JobStatus
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
@@ -296,3 +297,47 @@ def test_without_a_bucket_the_aws_runtime_runs_no_deleter(moto: OnMoto) -> None:
         for part in parts:
             if isinstance(part, Notifier):
                 part.loop.close()  # never started
+
+
+class Refusing:
+    """The bucket's S3 client, but DeleteObjects refuses the keys `refused` names, as S3 does
+    when it cannot delete some keys of a request: 200, with those keys under `Errors`."""
+
+    def __init__(self, client: Any, refused: Callable[[str], bool]) -> None:
+        self.client, self.refused = client, refused
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:
+        keys = [o["Key"] for o in Delete["Objects"]]
+        kept = [{"Key": k} for k in keys if not self.refused(k)]
+        if kept:
+            self.client.delete_objects(Bucket=Bucket, Delete={**Delete, "Objects": kept})
+        return {
+            "Errors": [
+                {"Key": k, "Code": "AccessDenied", "Message": "Access Denied"}
+                for k in keys
+                if self.refused(k)
+            ]
+        }
+
+
+def test_a_key_s3_refuses_to_delete_fails_the_batch_and_its_retry_deletes_the_rest(
+    moto: OnMoto,
+) -> None:
+    """DeleteObjects answers 200 when it deletes only some keys: the deleter raises, so the
+    stream batch is retried, and the retry deletes what was left."""
+    job_id = JobId("0190ac")
+    mine = [f"results/{job_id}/{n}-{n + 1}/1.jsonl" for n in range(5)]
+    mine += [f"inputs/{job_id}.json", f"outputs/{job_id}.jsonl"]
+    moto.put(mine)
+    refused = mine[2]
+    objects = S3JobObjects(S3Blobs(moto.bucket, Refusing(moto.clients.s3, refused.__eq__)))
+
+    with pytest.raises(BackendError, match=f"did not delete 1 objects, first {refused}"):
+        objects.delete(job_id)
+    assert moto.keys() == {refused}
+
+    assert moto.objects().delete(job_id) == 1
+    assert moto.keys() == set()

@@ -138,7 +138,7 @@ class GroupWriter:
 
     def run(self, work: Callable[[sqlite3.Connection], T], durable: bool) -> T:
         """`work(conn)` in a write transaction, as `write` would run it, by this thread or by
-        the one that has the turn (the function must not care which thread runs it); returns
+        the one that leads its group (the function must not care which thread runs it); returns
         once the transaction holding it is committed, or raises what `work` or the commit
         raised (`work` raising leaves nothing of its own, and the others' work stands)."""
         if self._owner == threading.get_ident():  # inside a write or a run: a savepoint of it
