@@ -9,7 +9,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -322,19 +321,9 @@ class Interrupting(threading.Event):
         return woken
 
 
-def test_a_thread_interrupted_as_the_turn_reaches_it_passes_it_on(
-    traced: Traced, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from fanout.backends.sqlite import group
-
-    events = SimpleNamespace(
-        Event=Interrupting,
-        Lock=threading.Lock,
-        Condition=threading.Condition,
-        get_ident=threading.get_ident,
-    )
-    monkeypatch.setattr(group, "threading", events)
+def test_a_thread_interrupted_as_the_turn_reaches_it_passes_it_on(traced: Traced) -> None:
     writer = GroupWriter(traced.connect)
+    writer._event = Interrupting
     inside, go = threading.Event(), threading.Event()
     outcomes: dict[str, object] = {}
 

@@ -75,10 +75,12 @@ class ProcessLock:
 class _Queued(Generic[T]):
     """A function queued for whichever thread has the turn, and what came of it."""
 
-    def __init__(self, work: Callable[[sqlite3.Connection], T], durable: bool) -> None:
+    def __init__(
+        self, work: Callable[[sqlite3.Connection], T], durable: bool, done: threading.Event
+    ) -> None:
         self.work = work
         self.durable = durable
-        self.done = threading.Event()  # ran and settled, or its thread is to lead the next group
+        self.done = done  # ran and settled, or its thread is to lead the next group
         self.leads = False
         self.generation = -1  # the transaction it ran in
         self.result: T | None = None
@@ -98,6 +100,7 @@ class GroupWriter:
         self._generation = 0
         self._failures: dict[int, BaseException] = {}
         self._queued: list[_Queued[object]] = []  # guarded by _state
+        self._event: Callable[[], threading.Event] = threading.Event  # what `run` waits on
         # Touched only by the thread whose turn it is:
         self._owner: int | None = None
         self._open = False
@@ -144,7 +147,7 @@ class GroupWriter:
         if self._owner == threading.get_ident():  # inside a write or a run: a savepoint of it
             with self._savepoint(self._connection()) as conn:
                 return work(conn)
-        queued = _Queued(work, durable)
+        queued = _Queued(work, durable, self._event())
         with self._state:
             self._queued.append(queued)  # type: ignore[arg-type]  # read back as T below
             mine = self._turn.acquire(blocking=False)
