@@ -55,6 +55,14 @@ def name_process(name: str) -> None:
         Path("/proc/self/comm").write_text(name)
 
 
+def process_name(pid: int) -> str | None:
+    """The name of process `pid` (Linux), None when there is none (or no way to tell)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
 def _worker_process(settings: Settings, supervisor: int, owner: str, ready: Event) -> None:
     name_process(WORKER_NAME)
     logs.configure(settings)  # a fresh interpreter: the parent's logging is not inherited
@@ -87,16 +95,17 @@ def _background_process(settings: Settings, supervisor: int, owner: str, ready: 
 @dataclass(frozen=True)
 class Kind:
     """What a supervisor's processes run: `target(settings, supervisor pid, owner token, ready)`
-    (setting `ready` once it is up); `holds_chunks` when a dead one's chunks are to be handed
-    back."""
+    (setting `ready` once it is up), under the process name `title`; `holds_chunks` when a dead
+    one's chunks are to be handed back."""
 
     name: str
     target: Callable[[Settings, int, str, Event], None]
+    title: str
     holds_chunks: bool
 
 
-WORKERS = Kind("worker", _worker_process, holds_chunks=True)
-BACKGROUND = Kind("background process", _background_process, holds_chunks=False)
+WORKERS = Kind("worker", _worker_process, WORKER_NAME, holds_chunks=True)
+BACKGROUND = Kind("background process", _background_process, BACKGROUND_NAME, holds_chunks=False)
 
 
 def quick_backoff(quick_exits: int) -> float:
@@ -188,11 +197,21 @@ class Supervisor:
         for i, slot in enumerate(self.slots):
             if self.stopping.is_set():
                 return
-            if slot.respawn_at is None and not slot.process.is_alive():
+            if slot.respawn_at is None and not self._running(slot):
                 self._bury(slot)
             if slot.respawn_at is not None and self.clock() >= slot.respawn_at:
                 self.slots[i] = self._spawn(slot.quick_exits)
                 self.restarts += 1
+
+    def _running(self, slot: Slot) -> bool:
+        """Whether the slot's process runs. multiprocessing learns a forked process's end from
+        the forkserver that forked it, so when the forkserver itself has died it reports its
+        processes ended while they run on: then the process's id still carrying the kind's
+        name says it runs (and the next start brings a new forkserver)."""
+        if slot.process.is_alive():
+            return True
+        pid = slot.process.pid
+        return pid is not None and process_name(pid) == self.kind.title
 
     def _bury(self, slot: Slot) -> None:
         """Hand back what the dead process held, at once (it waits for no respawn), and set
@@ -222,7 +241,7 @@ class Supervisor:
 
     def live(self) -> int:
         """Processes alive now (the workers': for `/metrics`)."""
-        return sum(slot.process.is_alive() for slot in self.slots)
+        return sum(self._running(slot) for slot in self.slots)
 
     def pids(self) -> list[int]:
         return [slot.process.pid for slot in self.slots if slot.process.pid is not None]
@@ -232,14 +251,22 @@ class Supervisor:
         if self.thread.is_alive():
             self.thread.join()
         for slot in self.slots:
-            slot.process.terminate()
+            self._signal(slot, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
         for slot in self.slots:
-            slot.process.join(timeout)
-            if slot.process.is_alive():
-                slot.process.kill()
+            slot.process.join(max(0.0, deadline - time.monotonic()))
+            while self._running(slot) and time.monotonic() < deadline:
+                time.sleep(0.05)  # a process the dead forkserver forked: no one to join it
+            if self._running(slot):
+                self._signal(slot, signal.SIGKILL)
                 slot.process.join()
             if self.kind.holds_chunks:
                 self._reclaim(slot.owner)
+
+    def _signal(self, slot: Slot, signum: signal.Signals) -> None:
+        if self._running(slot) and slot.process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(slot.process.pid, signum)
 
 
 class Loop:
