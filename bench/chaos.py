@@ -4,6 +4,10 @@ fault beside the figure it must meet, printed as fault | figure | pass.
 - kill tree: SIGKILL of the whole `fanout serve` tree mid-job (N items of a 1 ms task), then a
   restart: seconds from the restart to the job's end (target: at most 10 s; without leases the
   dead workers' chunks wait out the 60 s visibility timeout).
+- kill forkserver: SIGKILL of the forkserver that forks the workers, mid-job: worker processes
+  running when the job ends (target: as many as before, not a second set beside them: with the
+  forkserver gone, multiprocessing reports its processes ended), seconds to the end, and
+  processes left once the server stopped (target: none).
 - crash at <point>: a SIGKILL at each step of submit, record and finalize (`FANOUT_CRASH_AT`),
   then a restart: seconds from the restart to the job's end (target: at most 30 s).
 - full disk (as root): the data directory on a 20 MB tmpfs filled up: POST answers while full
@@ -168,6 +172,55 @@ def kill_tree(items: int) -> Outcome:
     return Outcome(f"kill tree ({items} items)", figure, seconds <= 10, seconds)
 
 
+def processes(server: Serve, names: tuple[str, ...]) -> set[psutil.Process]:
+    """The server's processes named one of `names` (`fanout-worker`, `fanout-bg`)."""
+    found = set()
+    for process in psutil.Process(server.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.name() in names:
+                found.add(process)
+    return found
+
+
+def running(found: set[psutil.Process]) -> int:
+    alive = 0
+    for process in found:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            alive += process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    return alive
+
+
+def kill_forkserver(items: int) -> Outcome:
+    with scratch() as folder:
+        server = Serve(folder / "data", workers=2)
+        job_id = server.http.post("/jobs", json=body(items)).json()["id"]
+        until(
+            lambda: server.job(job_id)["counts"]["succeeded"] >= items // 4,
+            120,
+            "a quarter of the items",
+        )
+        # Forked by the forkserver: once it is gone they are nobody's children, so they are
+        # followed from here by their ids.
+        workers_before = processes(server, ("fanout-worker",))
+        background = processes(server, ("fanout-bg",))
+        for child in psutil.Process(server.process.pid).children():
+            if "multiprocessing.forkserver" in " ".join(child.cmdline()):
+                child.kill()
+        start = time.monotonic()
+        try:
+            server.ended(job_id, 180)
+            every_worker = workers_before | processes(server, ("fanout-worker",))
+            workers = running(every_worker)
+            background |= processes(server, ("fanout-bg",))
+        finally:
+            server.stop()
+        seconds = time.monotonic() - start
+        left = running(every_worker | background)
+    figure = f"workers at the end {workers} (of 2), kill → end {seconds:.1f} s, left {left}"
+    passed = workers == 2 and left == 0 and seconds <= 30
+    return Outcome(f"kill forkserver ({items} items)", figure, passed, seconds)
+
+
 def crash_at(point: str, items: int) -> Outcome:
     with scratch() as folder:
         marker = folder / "crashed"
@@ -267,6 +320,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     campaign: list[Callable[[], Outcome]] = [
         lambda: kill_tree(args.items),
+        lambda: kill_forkserver(args.items),
         *[lambda point=point: crash_at(point, min(args.items, 2000)) for point in POINTS],
         lambda: full_disk(min(args.items, 2000)),
         lambda: twin_servers(args.jobs),

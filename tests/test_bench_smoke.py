@@ -265,7 +265,10 @@ def test_the_chaos_benchmark_runs_its_campaign_at_a_tiny_size_and_every_job_ends
     done = run_bench(command, timeout=600)
     outcomes = json.loads(done.stdout)
     faults = [outcome["fault"] for outcome in outcomes]
-    assert faults[0] == "kill tree (400 items)"
+    assert faults[:2] == ["kill tree (400 items)", "kill forkserver (400 items)"]
+    forkserver = outcomes[1]["figure"]
+    assert forkserver.startswith("workers at the end 2 (of 2)"), done.stderr.decode()
+    assert forkserver.endswith("left 0"), done.stderr.decode()
     assert [f for f in faults if f.startswith("crash at")] == [
         "crash at submit.stored",
         "crash at record.stored",
