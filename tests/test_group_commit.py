@@ -360,3 +360,55 @@ def test_a_thread_interrupted_as_the_turn_reaches_it_passes_it_on(traced: Traced
     assert [traced.rows(w) for w in (1, 2, 3)] == [1, 0, 1]
     for thread in (holder, interrupted, last):
         thread.join(10)
+
+
+class InterruptedWait:
+    """The writer's turn lock, but a blocking wait for it raises KeyboardInterrupt when told
+    to: a `write` interrupted while it waits for the turn."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.interrupt = False
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if blocking and self.interrupt:
+            self.interrupt = False
+            raise KeyboardInterrupt
+        return self.lock.acquire(blocking)
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def test_a_write_interrupted_while_it_waits_for_the_turn_holds_up_no_group(
+    traced: Traced,
+) -> None:
+    writer = GroupWriter(traced.connect)
+    turn = InterruptedWait()
+    writer._turn = turn  # type: ignore[assignment]  # acquire and release, as a Lock
+    inside, go = threading.Event(), threading.Event()
+    returned: list[str] = []
+
+    def hold(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (1, 0)")
+        inside.set()
+        assert go.wait(10)
+
+    def insert(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (2, 0)")
+
+    holder = threading.Thread(target=lambda: returned.append(str(writer.run(hold, True))))
+    holder.start()
+    assert inside.wait(10)
+    turn.interrupt = True
+    with pytest.raises(KeyboardInterrupt), writer.write(durable=True):
+        pass
+    queued = threading.Thread(target=lambda: returned.append(str(writer.run(insert, True))))
+    queued.start()
+    wait_until(lambda: len(writer._queued) == 1, 10.0, "the next function queued")
+    go.set()
+
+    wait_until(lambda: len(returned) == 2, 10.0, "both runs to return")
+    assert traced.rows() == 2
+    holder.join(10)
+    queued.join(10)

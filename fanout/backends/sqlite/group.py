@@ -217,12 +217,17 @@ class GroupWriter:
                 item.done.set()
 
     def _take_turn(self) -> None:
+        """Wait for the turn, counted in `_waiting` meanwhile (a group leaves its transaction
+        open for a waiting `write`, and the turn is given up rather than passed on): an
+        interrupted wait is counted out too, or no group would commit or pass the turn again."""
         with self._state:
             self._waiting += 1
-        self._turn.acquire()
+        try:
+            self._turn.acquire()
+        finally:
+            with self._state:
+                self._waiting -= 1
         self._owner = threading.get_ident()
-        with self._state:
-            self._waiting -= 1
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
