@@ -151,15 +151,21 @@ def body(items: int, url: str | None = None) -> dict[str, Any]:
     return job
 
 
+def quarter_done(folder: Path, items: int) -> tuple[Serve, str]:
+    """A server with two workers, and the id of its job of `items` once a quarter ran."""
+    server = Serve(folder / "data", workers=2)
+    job_id: str = server.http.post("/jobs", json=body(items)).json()["id"]
+    until(
+        lambda: server.job(job_id)["counts"]["succeeded"] >= items // 4,
+        120,
+        "a quarter of the items",
+    )
+    return server, job_id
+
+
 def kill_tree(items: int) -> Outcome:
     with scratch() as folder:
-        server = Serve(folder / "data", workers=2)
-        job_id = server.http.post("/jobs", json=body(items)).json()["id"]
-        until(
-            lambda: server.job(job_id)["counts"]["succeeded"] >= items // 4,
-            120,
-            "a quarter of the items",
-        )
+        server, job_id = quarter_done(folder, items)
         server.kill()
         start = time.monotonic()  # the restart's own start-up counts too
         server = Serve(folder / "data", workers=2)
@@ -192,13 +198,7 @@ def running(found: set[psutil.Process]) -> int:
 
 def kill_forkserver(items: int) -> Outcome:
     with scratch() as folder:
-        server = Serve(folder / "data", workers=2)
-        job_id = server.http.post("/jobs", json=body(items)).json()["id"]
-        until(
-            lambda: server.job(job_id)["counts"]["succeeded"] >= items // 4,
-            120,
-            "a quarter of the items",
-        )
+        server, job_id = quarter_done(folder, items)
         # Forked by the forkserver: once it is gone they are nobody's children, so they are
         # followed from here by their ids.
         workers_before = processes(server, ("fanout-worker",))

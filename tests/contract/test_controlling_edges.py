@@ -144,6 +144,27 @@ def test_the_backlog_is_known_counted_for_a_second_after_a_count(
     assert not service.backlog_counted()
 
 
+def count_under_way(
+    service: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Event, list[int], threading.Thread]:
+    """A thread counting the backlog, held in the count until `go` is set (it then counts 7
+    more unstarted chunks than there are); `counts` counts the counts begun."""
+    counting, go, counts = threading.Event(), threading.Event(), [0]
+    unstarted = service.backend.jobs.unstarted_chunks
+
+    def slow_count() -> int:
+        counts[0] += 1
+        counting.set()
+        assert go.wait(10)
+        return unstarted() + 7
+
+    monkeypatch.setattr(service.backend.jobs, "unstarted_chunks", slow_count)
+    counter = threading.Thread(target=service.backlog)
+    counter.start()
+    assert counting.wait(10)
+    return go, counts, counter
+
+
 def test_while_one_thread_counts_the_backlog_the_others_get_the_last_count(
     service: Fanout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,19 +179,7 @@ def test_while_one_thread_counts_the_backlog_the_others_get_the_last_count(
     now[0] += controlling.BACKLOG_TTL + 0.5
     assert not service.backlog_counted()
 
-    counting, go, counts = threading.Event(), threading.Event(), [0]
-    unstarted = service.backend.jobs.unstarted_chunks
-
-    def slow_count() -> int:
-        counts[0] += 1
-        counting.set()
-        assert go.wait(10)
-        return unstarted() + 7
-
-    monkeypatch.setattr(service.backend.jobs, "unstarted_chunks", slow_count)
-    counter = threading.Thread(target=service.backlog)
-    counter.start()
-    assert counting.wait(10)
+    go, counts, counter = count_under_way(service, monkeypatch)
 
     assert service.backlog_counted()
     assert service.backlog() == first
@@ -192,18 +201,7 @@ def test_a_count_older_than_the_stale_bound_is_not_used_the_caller_waits_for_the
     first = service.backlog()
     now[0] += controlling.BACKLOG_STALE + 0.5
 
-    counting, go = threading.Event(), threading.Event()
-    unstarted = service.backend.jobs.unstarted_chunks
-
-    def slow_count() -> int:
-        counting.set()
-        assert go.wait(10)
-        return unstarted() + 7
-
-    monkeypatch.setattr(service.backend.jobs, "unstarted_chunks", slow_count)
-    counter = threading.Thread(target=service.backlog)
-    counter.start()
-    assert counting.wait(10)
+    go, _, counter = count_under_way(service, monkeypatch)
     assert not service.backlog_counted()
 
     spy = Attempts(service._counting)
