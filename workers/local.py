@@ -8,9 +8,9 @@ meanwhile. `fanout worker`, with no API, runs them on threads of its own process
 
 Worker processes are forked from a forkserver that has already imported fanout and the task
 modules, so replacing a dead worker costs milliseconds; so is the background process (a spawned
-one re-imported `fanout serve`'s command line, typer and rich, for nothing: 6 MB, and 0.35 s of
-CPU at each start). Each names itself (`fanout-worker`, `fanout-bg`: what `ps` and `top` show),
-and ends when the process that started it is gone. Each worker gets an
+one was a fresh interpreter that also re-imported `fanout serve`'s command line, typer and
+rich, for nothing: 6 MB). Each names itself (`fanout-worker`, `fanout-bg`: what `ps` and `top`
+show), and ends when the supervisor's process is gone. Each worker gets an
 owner token of its own; when one dies, the messages it held are made visible at once instead of
 after their visibility timeout; their receive counts stand, so a chunk that keeps killing
 workers still reaches the dead letters and is split. No loop and no supervisor dies of a store
