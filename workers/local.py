@@ -9,7 +9,7 @@ meanwhile. `fanout worker`, with no API, runs them on threads of its own process
 Worker processes are forked from a forkserver that has already imported fanout and the task
 modules, so replacing a dead worker costs milliseconds; so is the background process (a spawned
 one was a fresh interpreter that also re-imported `fanout serve`'s command line, typer and
-rich, for nothing: 6 MB). Each names itself (`fanout-worker`, `fanout-bg`: what `ps` and `top`
+rich, for nothing: 6 MB). Each names itself (`fanout-worker`, `fanout-bg`: what `top` and `ps -e`
 show), and ends when the supervisor's process is gone. Each worker gets an
 owner token of its own; when one dies, the messages it held are made visible at once instead of
 after their visibility timeout; their receive counts stand, so a chunk that keeps killing
@@ -45,7 +45,7 @@ log = logging.getLogger("fanout.runtime")
 MAX_BACKOFF = 5.0  # seconds, between tries of a failing loop and between quick respawns
 QUICK_EXIT = 2.0  # a worker that exits sooner than this after its start is respawned later
 ORPHAN_CHECK = 0.5  # seconds between the background process's looks at its supervisor
-# Process names (`/proc/self/comm`, at most 15 bytes), as `ps`, `top` and the tests see them.
+# Process names (`/proc/self/comm`, at most 15 bytes), as `top`, `ps -e` and the tests see them.
 WORKER_NAME, BACKGROUND_NAME = "fanout-worker", "fanout-bg"
 
 
