@@ -97,6 +97,16 @@ def parts(url: str) -> tuple[str, str, int]:
     return split.scheme, split.hostname, port
 
 
+def request_target(url: str) -> tuple[bytes, bytes]:
+    """The Host header (the name IDNA-encoded, the port unless the scheme's default, no
+    credentials) and the request target (path and query, percent-encoded) of a URL `parts`
+    accepted, as httpx writes them."""
+    import httpx
+
+    parsed = httpx.URL(url)
+    return parsed.netloc, parsed.raw_path
+
+
 def literal(host: str) -> Address | None:
     """The address `host` is, written in the standard notation (`127.0.0.1`, `::1`, as a URL's
     host after `parts`), else None: a name, or another form of address `lookup` reads."""

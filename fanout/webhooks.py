@@ -11,12 +11,11 @@ import base64
 import email.utils
 import random
 import secrets
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook as Signer
 
@@ -24,11 +23,9 @@ from fanout import destinations
 from fanout.destinations import Network, UnsafeURL, check_url, resolve
 from fanout.models import WebhookEvent
 
-if TYPE_CHECKING:
-    import httpx
-
 __all__ = [
     "Attempt",
+    "Client",
     "Network",
     "UnsafeURL",
     "check_url",
@@ -81,9 +78,27 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
 
 
+class Client:
+    """How attempts connect: the TLS context that checks receivers' certificates (built on the
+    first https attempt as httpx builds its own: certifi's authorities, or SSL_CERT_FILE and
+    SSL_CERT_DIR). Attempts share nothing else: no pool, no keep-alive (see
+    `fanout.workers.notifier.client`)."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        if self._tls is None:
+            import httpx  # its context, for the same authorities the client used before
+
+            self._tls = httpx.create_ssl_context()
+        return self._tls
+
+
 async def send(
     event: WebhookEvent,
-    client: httpx.AsyncClient,
+    client: Client,
     allow: Sequence[Network],
     timeout: float,
     limit: int = MAX_RESPONSE_BYTES,
@@ -91,29 +106,28 @@ async def send(
     """POST the event once, within one deadline covering the name lookup, connect, send and the
     answer, so a receiver that drips its answer a byte at a time is cut off at `timeout`. At
     most `limit` bytes of the answer are read. Never raises for anything the receiver does."""
-    import httpx  # here, not at the top: see fanout.destinations.parts
+    from fanout import http1  # here, not at the top: every process imports this module (h11)
 
     try:
         async with asyncio.timeout(timeout):
-            return await _post(event, client, allow, limit, timeout)
+            return await _post(event, client, allow, limit)
     except TimeoutError:
         return Attempt(None, f"TimeoutError: no complete answer within {timeout:g} s", None)
-    except (UnsafeURL, httpx.HTTPError) as error:
+    except (ValueError, OSError, http1.ProtocolError) as error:
+        # ValueError: UnsafeURL, a name TLS cannot encode; OSError: refused, reset, TLS failed.
         return Attempt(None, f"{type(error).__name__}: {error}", None)
 
 
 async def _post(
-    event: WebhookEvent,
-    client: httpx.AsyncClient,
-    allow: Sequence[Network],
-    limit: int,
-    timeout: float,
+    event: WebhookEvent, client: Client, allow: Sequence[Network], limit: int
 ) -> Attempt:
     """The host is resolved and checked here, at connect time, and the request goes to that
     checked address (Host header and TLS server name kept), so DNS rebinding after submit gets
     nowhere. The lookup runs on the loop's executor: getaddrinfo blocks (a host that is an
     address has nothing to look up, and no thread to wait for)."""
-    _, host, port = destinations.parts(event.url)
+    from fanout import http1
+
+    scheme, host, port = destinations.parts(event.url)
     given = destinations.literal(host)
     found = (
         [given]
@@ -121,46 +135,26 @@ async def _post(
         else await asyncio.get_running_loop().run_in_executor(None, destinations.lookup, host, port)
     )
     address = destinations.checked(host, found, allow)
-    parts = urlsplit(event.url)
-    literal = f"[{address}]" if address.version == 6 else str(address)
-    request = client.build_request(
-        "POST",
-        parts._replace(netloc=f"{literal}:{port}").geturl(),
-        content=event.payload,
-        headers=_headers(event, parts.netloc.rpartition("@")[2]),
-        extensions={"sni_hostname": host},
-        timeout=timeout,  # the deadline above is the one that counts
-    )
-    response = await client.send(request, stream=True)
-    try:
-        await _read_some(response, limit)
-    finally:
-        await response.aclose()  # the unread rest goes with the connection
-    return Attempt(response.status_code, None, _retry_after(response.headers.get("retry-after")))
+    authority, target = destinations.request_target(event.url)
+    tls = client.tls if scheme == "https" else None
+    head = _headers(event, authority)
+    answer = await http1.post(str(address), port, tls, host, head, target, event.payload, limit)
+    return Attempt(answer.status_code, None, _retry_after(answer.header(b"retry-after")))
 
 
-async def _read_some(response: httpx.Response, limit: int) -> None:
-    """Read up to `limit` bytes of the answer (a response a transport built in memory has
-    none left to read)."""
-    if response.is_stream_consumed:
-        return
-    read = 0
-    async for chunk in response.aiter_raw():
-        read += len(chunk)
-        if read >= limit:
-            return
-
-
-def _headers(event: WebhookEvent, host: str) -> dict[str, str]:
+def _headers(event: WebhookEvent, authority: bytes) -> list[tuple[bytes, bytes]]:
     now = datetime.now(UTC)
-    return {
-        "host": host,
-        "content-type": "application/json",
-        "user-agent": "fanout-webhooks/1",
-        "webhook-id": event.id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Signer(event.secret).sign(event.id, now, event.payload.decode()),
-    }
+    signature = Signer(event.secret).sign(event.id, now, event.payload.decode())
+    return [
+        (b"host", authority),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(event.payload)),
+        (b"user-agent", b"fanout-webhooks/1"),
+        (b"connection", b"close"),
+        (b"webhook-id", event.id.encode()),
+        (b"webhook-timestamp", b"%d" % int(now.timestamp())),
+        (b"webhook-signature", signature.encode()),
+    ]
 
 
 def next_attempt_at(

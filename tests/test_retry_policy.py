@@ -201,8 +201,7 @@ def retry_after_sent(receiver: Receiver, value: str) -> float | None:
     )
 
     async def attempt() -> Attempt:
-        async with notifier_client() as client:
-            return await webhooks.send(event, client, LOOPBACK, 5.0)
+        return await webhooks.send(event, notifier_client(), LOOPBACK, 5.0)
 
     made = asyncio.run(attempt())
     assert made.status_code == 503 and made.error is None

@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 import trustme
 from standardwebhooks import Webhook
@@ -49,11 +48,10 @@ def send(
     event: WebhookEvent,
     timeout: float = 5.0,
     limit: int = webhooks.MAX_RESPONSE_BYTES,
-    http: httpx.AsyncClient | None = None,
+    http: webhooks.Client | None = None,
 ) -> webhooks.Attempt:
     async def attempt() -> webhooks.Attempt:
-        async with http or notifier_client() as client:
-            return await webhooks.send(event, client, LOOPBACK, timeout, limit)
+        return await webhooks.send(event, http or notifier_client(), LOOPBACK, timeout, limit)
 
     return asyncio.run(attempt())
 
@@ -147,8 +145,7 @@ def test_an_ipv6_receiver_is_dialled_at_its_bracketed_address() -> None:
 
 def test_a_refused_address_names_the_host_in_the_attempt_s_error() -> None:
     async def attempt() -> webhooks.Attempt:
-        async with notifier_client() as client:
-            return await webhooks.send(event_to("http://localhost:9/hook"), client, [], 5.0)
+        return await webhooks.send(event_to("http://localhost:9/hook"), notifier_client(), [], 5.0)
 
     refused = asyncio.run(attempt())
 
@@ -168,10 +165,9 @@ def test_tls_verifies_the_certificate_against_the_url_s_name_though_an_address_i
     client = ssl.create_default_context()
     authority.configure_trust(client)
     first = str(socket.getaddrinfo("localhost", 0)[0][4][0])
-    limits = httpx.Limits(max_keepalive_connections=0)
 
     with receiving(first, "localhost", tls=server) as receiver:
-        attempt = send(event_to(receiver.url), http=httpx.AsyncClient(verify=client, limits=limits))
+        attempt = send(event_to(receiver.url), http=webhooks.Client(client))
 
     assert attempt == webhooks.Attempt(200, None, None)
     [request] = receiver.requests

@@ -575,8 +575,7 @@ def test_a_url_that_passed_at_submit_is_refused_at_connect_time_when_no_longer_a
 
 def send(event: WebhookEvent, allow: list[webhooks.Network]) -> webhooks.Attempt:
     async def attempt() -> webhooks.Attempt:
-        async with notifier_client() as client:
-            return await webhooks.send(event, client, allow, 5.0)
+        return await webhooks.send(event, notifier_client(), allow, 5.0)
 
     return asyncio.run(attempt())
 

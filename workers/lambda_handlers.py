@@ -31,8 +31,6 @@ from fanout.settings import Settings
 from fanout.wiring import build
 
 if TYPE_CHECKING:
-    import httpx
-
     from fanout.webhooks import Attempt
 
 log = logging.getLogger("fanout.lambda")
@@ -93,18 +91,16 @@ def handle_dead_letters(fanout: Fanout, event: Event, receipt_prefix: str = DEAD
     return each_record(event, handle)
 
 
-def handle_notifications(
-    fanout: Fanout, event: Event, transport: httpx.AsyncBaseTransport | None = None
-) -> BatchResponse | None:
+def handle_notifications(fanout: Fanout, event: Event) -> BatchResponse | None:
     """A notify-queue batch (each message names one completion event, `{"event_id", "job_id"}`)
     or the schedule's sweep of overdue events; the batch's attempts are made concurrently. A
     notice whose delivery fails succeeds anyway: the service announces the retry with a delay,
     or leaves it to the sweep. Only a record that could not be handled at all (unreadable, the
     table failing) comes back."""
-    from fanout.workers.notifier import deliver_now  # httpx: only where webhooks are sent
+    from fanout.workers.notifier import deliver_now  # only where webhooks are sent
 
     if "Records" not in event:
-        _log_failures(deliver_now(fanout, fanout.due_events(NOTIFY_BATCH), transport))
+        _log_failures(deliver_now(fanout, fanout.due_events(NOTIFY_BATCH)))
         return None
     due: list[WebhookEvent] = []
 
@@ -114,7 +110,7 @@ def handle_notifications(
             due.append(found)
 
     response = each_record(event, take)
-    _log_failures(deliver_now(fanout, due, transport))
+    _log_failures(deliver_now(fanout, due))
     return response
 
 

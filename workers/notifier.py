@@ -20,8 +20,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
 
-import httpx
-
 from fanout import destinations, webhooks
 from fanout.models import EventId, WebhookEvent
 from fanout.service import Fanout
@@ -43,12 +41,12 @@ STOP_GRACE = 2.0
 THREADS = 64
 
 
-def client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def client() -> webhooks.Client:
     """No redirects (the address check would not see them). No keep-alive: requests go to an IP
     address with the URL's name as TLS server name, and a pool keyed by address would reuse one
-    name's TLS connection for another name on the same address."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    return httpx.AsyncClient(follow_redirects=False, limits=limits, transport=transport)
+    name's TLS connection for another name on the same address (measured, keep-alive saved no
+    CPU either: `bench/results/2026-12-04-issue9-stop20/load-ab.txt`)."""
+    return webhooks.Client()
 
 
 def destination(url: str) -> str:
@@ -62,7 +60,7 @@ def destination(url: str) -> str:
 class Deliverer:
     """Makes attempts and records them, with per-destination and overall concurrency limits."""
 
-    def __init__(self, service: Fanout, http: httpx.AsyncClient, concurrency: int) -> None:
+    def __init__(self, service: Fanout, http: webhooks.Client, concurrency: int) -> None:
         self.service = service
         self.http = http
         self.slots = asyncio.Semaphore(concurrency)
@@ -117,26 +115,23 @@ class Deliverer:
 
 
 async def _deliver_all(
-    service: Fanout, events: Sequence[WebhookEvent], transport: httpx.AsyncBaseTransport | None
+    service: Fanout, events: Sequence[WebhookEvent]
 ) -> list[webhooks.Attempt | BaseException | None]:
-    async with client(transport) as http:
-        deliverer = Deliverer(service, http, CONCURRENCY)
-        return await asyncio.gather(
-            *(deliverer.deliver(event) for event in events), return_exceptions=True
-        )
+    deliverer = Deliverer(service, client(), CONCURRENCY)
+    return await asyncio.gather(
+        *(deliverer.deliver(event) for event in events), return_exceptions=True
+    )
 
 
 def deliver_now(
-    service: Fanout,
-    events: Sequence[WebhookEvent],
-    transport: httpx.AsyncBaseTransport | None = None,
+    service: Fanout, events: Sequence[WebhookEvent]
 ) -> list[webhooks.Attempt | BaseException | None]:
     """Deliver a batch concurrently and return each attempt, or what recording it raised. On a
     loop of its own, leaving the thread's current loop alone (Mangum, in the same process in
     tests, uses that one; `asyncio.run` would unset it)."""
     loop = asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(_deliver_all(service, events, transport))
+        return loop.run_until_complete(_deliver_all(service, events))
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
@@ -188,20 +183,19 @@ class Notifier:
 
     async def _main(self) -> None:
         self.stopping = asyncio.Event()
-        async with client() as http:
-            self.deliverer = Deliverer(self.service, http, CONCURRENCY)
-            self.ready.set()
-            while not self.stopping.is_set():
-                if self.poll:
-                    await self._take_due()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), POLL_INTERVAL)
-            self.deliverer.closing = True
-            if self.held:
-                await asyncio.wait(list(self.held.values()), timeout=STOP_GRACE)
-            for task in list(self.held.values()):
-                task.cancel()  # not recorded: its claim is handed back (`Deliverer.deliver`)
-            await asyncio.gather(*self.held.values(), return_exceptions=True)
+        self.deliverer = Deliverer(self.service, client(), CONCURRENCY)
+        self.ready.set()
+        while not self.stopping.is_set():
+            if self.poll:
+                await self._take_due()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), POLL_INTERVAL)
+        self.deliverer.closing = True
+        if self.held:
+            await asyncio.wait(list(self.held.values()), timeout=STOP_GRACE)
+        for task in list(self.held.values()):
+            task.cancel()  # not recorded: its claim is handed back (`Deliverer.deliver`)
+        await asyncio.gather(*self.held.values(), return_exceptions=True)
 
     async def _take_due(self) -> None:
         room = MAX_HELD - len(self.held)
