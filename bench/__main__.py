@@ -18,6 +18,7 @@ from bench import (
     soak,
     status,
     throughput,
+    webhooks,
 )
 
 # Each benchmark: its module (with `add_arguments` and `run`) and its one-line help.
@@ -37,6 +38,7 @@ BENCHMARKS = {
     "image": (image, "the Lambda container image's own layer, in MB"),
     "scaling": (scaling, "one worker vs two, beside a multiprocessing pool"),
     "load": (load, "200 clients posting and polling small jobs, fanout and Celery"),
+    "webhooks": (webhooks, "CPU per webhook attempt, fanout's sender vs httpx's client"),
     "mutation": (mutation, "mutation score of the core and the SQLite store (mutmut; slow)"),
 }
 

@@ -110,6 +110,18 @@ def test_the_coldstart_benchmark_times_both_handler_modules_beside_their_floors(
     assert "queue-side handlers" in done.stderr.decode()
 
 
+def test_the_webhooks_benchmark_times_fanout_s_sender_beside_httpx_s_client() -> None:
+    command = ["webhooks", "--attempts", "20", "--rounds", "1", "--json"]
+    done = run_bench(command, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    for side in ("fanout", "httpx"):
+        assert report[side]["ms_cpu_per_attempt"] > 0
+        assert len(report[side]["rounds_ms"]) == 1
+    assert report["ratio"] > 0 and report["attempts"] == 20
+    assert "the CPU per attempt" in done.stderr.decode()
+
+
 def test_the_soak_benchmark_samples_the_data_dir_with_retention_and_without() -> None:
     command = ["soak", "--seconds", "3", "--rate", "5", "--items", "10", "--retention", "1"]
     done = run_bench([*command, "--workers", "1", "--json"], timeout=180)
