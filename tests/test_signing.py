@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ipaddress
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 import trustme
 from standardwebhooks import Webhook
@@ -215,3 +218,113 @@ def test_a_receiver_dripping_its_answer_is_cut_off_at_the_one_deadline(
 
     assert attempt == webhooks.Attempt(None, "TimeoutError: no complete answer within 0.5 s", None)
     assert not attempt.delivered and not attempt.final
+
+
+# -- the exchange (`fanout.http1`): what the receiver answers, and what it does not ---------------
+
+
+@contextlib.contextmanager
+def raw_receiver(serve: Callable[[socket.socket], object]) -> Iterator[str]:
+    """A loopback listener whose first connection `serve` handles byte by byte; its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10.0)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                connection.settimeout(10.0)
+                serve(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        thread.join(timeout=15.0)
+        listener.close()
+
+
+def read_request(connection: socket.socket) -> bytes:
+    """The request's head and as much of its body as has come with it."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def test_a_redirect_is_the_attempt_s_answer_and_is_not_followed(receiver: Receiver) -> None:
+    """Following it would send the event where the address check never looked."""
+    with receiving() as elsewhere:
+        receiver.answer = Answer(status=307, headers={"location": elsewhere.url})
+
+        attempt = send(event_to(receiver.url))
+
+        assert attempt == webhooks.Attempt(307, None, None)
+        assert not attempt.delivered and not attempt.final
+        assert len(receiver.requests) == 1 and elsewhere.requests == []
+
+
+def test_an_interim_answer_is_skipped_for_the_final_one() -> None:
+    def serve(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+
+    with raw_receiver(serve) as url:
+        assert send(event_to(url)) == webhooks.Attempt(204, None, None)
+
+
+def test_a_receiver_that_closes_without_answering_gives_an_error_not_a_delivery() -> None:
+    with raw_receiver(read_request) as url:
+        attempt = send(event_to(url), timeout=5.0)
+
+    assert attempt.status_code is None and attempt.error is not None
+    assert attempt.error.startswith("RemoteProtocolError")
+
+
+def test_an_answer_whose_head_never_ends_is_cut_off_at_64_kib_not_at_the_deadline() -> None:
+    """Header lines past 64 KiB are an error at once: the head is never buffered unbounded."""
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(OSError):
+            for _ in range(1000):  # 1 MB of headers at most, until the sender hangs up
+                connection.sendall(b"x-padding: " + b"a" * 1000 + b"\r\n")
+            stop.wait(10.0)
+
+    started = time.monotonic()
+    with raw_receiver(serve) as url:
+        attempt = send(event_to(url), timeout=10.0)
+        stop.set()
+
+    assert attempt.status_code is None and attempt.error is not None
+    assert attempt.error.startswith("RemoteProtocolError")
+    assert time.monotonic() - started < 5.0
+
+
+def test_a_receiver_that_reads_nothing_has_its_connection_dropped_at_the_deadline() -> None:
+    """The event is larger than the sockets' buffers, so the send blocks; at the deadline the
+    connection is dropped (not left open waiting to flush): the receiver then reads what was
+    buffered and sees the connection end."""
+    seen: list[bytes] = []
+    attempted = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        attempted.wait(10.0)  # reads nothing until the attempt is over
+        while chunk := connection.recv(1 << 20):
+            seen.append(chunk)
+        seen.append(b"<closed>")
+
+    with raw_receiver(serve) as url:
+        large = msgspec.structs.replace(event_to(url), payload=b"x" * (16 << 20))
+        attempt = send(large, timeout=0.5)
+        attempted.set()
+
+    assert attempt == webhooks.Attempt(None, "TimeoutError: no complete answer within 0.5 s", None)
+    assert seen[-1] == b"<closed>"
+    assert sum(map(len, seen[:-1])) < 16 << 20
