@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from fanout.backends.sqlite import SqliteStore
-from fanout.backends.sqlite.recent import RecentReads
+from fanout.backends.sqlite.recent import RecentReads, SameRows
 from fanout.models import Job, JobStatus, TenantId
 from fanout.service import Fanout, JobRequest
 
@@ -108,3 +108,55 @@ def test_the_reads_kept_are_bounded_and_a_new_connection_reads_afresh(service: F
     db.close()
     read("a")
     assert reads[-1] == "a" and len(reads) == 5
+
+
+def test_a_job_whose_row_has_not_changed_is_the_object_read_before_though_others_changed(
+    service: Fanout,
+) -> None:
+    """Another job's commit moves the file's version, so the job is read again; its row is as
+    before, so it is the Job decoded before (and the body rendered from it serves again)."""
+    job = submitted(service)
+    first = service.get(TENANT, job.id)
+
+    other = submitted(service)
+    service.cancel(TENANT, other.id)
+
+    assert service.get(TENANT, job.id) is first
+    assert service.get(TENANT, other.id).status is JobStatus.CANCELLED
+
+
+def test_a_listing_gives_the_unchanged_jobs_as_before_and_the_changed_ones_anew(
+    service: Fanout,
+) -> None:
+    kept, changed = submitted(service), submitted(service)
+    before = {job.id: job for job in service.list(TENANT, None, None, 20).items}
+
+    service.cancel(TENANT, changed.id)
+    after = {job.id: job for job in service.list(TENANT, None, None, 20).items}
+
+    assert after[kept.id] is before[kept.id]
+    assert after[changed.id] is not before[changed.id]
+    assert after[changed.id].status is JobStatus.CANCELLED
+    assert service.get(TENANT, kept.id) is before[kept.id]  # a get and a listing share them
+
+
+def test_rows_decoded_are_kept_only_when_small_and_at_most_the_limit_oldest_out() -> None:
+    decoded: list[str] = []
+    rows: SameRows[str] = SameRows(limit=2)
+
+    def decode(row: tuple[str, int]) -> str:
+        decoded.append(row[0])
+        return f"{row[0]}{row[1]}"
+
+    def read(key: str, version: int = 1, keep: bool = True) -> str:
+        return rows.decode((key, version), decode, keep)
+
+    assert read("a") == "a1" and read("a") == "a1"
+    assert read("a", version=2) == "a2"  # the row changed: decoded again
+    read("b")
+    read("c")  # past the limit: a, the oldest, goes
+    read("b")
+    read("a")
+    read("d", keep=False)
+    read("d", keep=False)
+    assert decoded == ["a", "a", "b", "c", "a", "d", "d"]

@@ -16,6 +16,7 @@ from fanout.api import bodies
 from fanout.api.blocking import off_loop
 from fanout.api.deps import Service, Tenant
 from fanout.api.problems import Problem
+from fanout.api.routes.status import Bodies
 from fanout.api.schemas import JobPatch, JobPublic, JobsPublic, ResultsPublic
 from fanout.errors import InvalidJob
 from fanout.models import Job, JobId, JobStatus
@@ -105,6 +106,7 @@ async def create_job(
 
 @router.get("", response_model=JobsPublic)
 async def list_jobs(
+    request: Request,
     service: Service,
     tenant: Tenant,
     status: JobStatus | None = None,
@@ -113,8 +115,12 @@ async def list_jobs(
 ) -> Response:
     """The caller's jobs, newest first."""
     page = service.list(tenant, status, cursor, limit)
-    return json_response(
-        {"items": [public_job(job) for job in page.items], "next_cursor": page.next_cursor}
+    # Each job as `GET /jobs/{id}` renders it, so a job unchanged since is not rendered again.
+    rendered: Bodies = request.app.state.job_bodies
+    items = b",".join(rendered.of(job) for job in page.items)
+    cursor_json = to_json(page.next_cursor)
+    return Response(
+        b'{"items":[' + items + b'],"next_cursor":' + cursor_json + b"}", media_type=JSON
     )
 
 

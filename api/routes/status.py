@@ -53,7 +53,7 @@ class Bodies:
     with large params is rendered each time); a store that reads a new object each time (AWS)
     just renders each time."""
 
-    def __init__(self, limit: int = 256, largest: int = 16 * 1024) -> None:
+    def __init__(self, limit: int = 512, largest: int = 16 * 1024) -> None:
         self.limit = limit
         self.largest = largest
         self.last: dict[str, tuple[Job, bytes]] = {}
@@ -65,8 +65,8 @@ class Bodies:
         body = to_json(public_job(job), inf_nan_mode="null")
         if len(body) > self.largest:
             return body
-        if len(self.last) >= self.limit:
-            self.last.clear()
+        if found is None and len(self.last) >= self.limit:
+            del self.last[next(iter(self.last))]  # the oldest
         self.last[job.id] = (job, body)
         return body
 

@@ -194,6 +194,25 @@ async def test_jobs_are_listed_newest_first_and_paged_with_a_cursor(
     assert pages == 3
 
 
+async def test_a_listed_job_is_the_job_get_shows_as_it_is_now(
+    client: httpx.AsyncClient, service: Fanout
+) -> None:
+    """Listed jobs are rendered as `GET /jobs/{id}` renders them (and reused while unchanged):
+    a job that moved since the last listing is listed as it is now."""
+    done = await submit(client, {"task": "echo", "items": [1]})
+    waiting = await submit(client, {"task": "echo", "items": [2]})
+    before = (await client.get("/jobs")).json()["items"]
+    assert [job["status"] for job in before] == ["queued", "queued"]
+
+    assert (await client.post(f"/jobs/{waiting['id']}/cancel")).status_code == 200
+    listed = (await client.get("/jobs")).json()["items"]
+
+    assert [job["id"] for job in listed] == [waiting["id"], done["id"]]
+    assert listed[0]["status"] == "cancelled" and listed[1] == before[1]
+    for job in listed:
+        assert job == (await client.get(f"/jobs/{job['id']}")).json()
+
+
 async def test_a_listing_cursor_past_either_end_is_answered_with_a_page(
     client: httpx.AsyncClient,
 ) -> None:

@@ -13,7 +13,7 @@ from pydantic_core import to_json
 
 from fanout.backends.sqlite.db import Database
 from fanout.backends.sqlite.queue import enqueue
-from fanout.backends.sqlite.recent import RecentReads
+from fanout.backends.sqlite.recent import RecentReads, SameRows
 from fanout.backends.sqlite.redrive import redrive
 from fanout.backends.sqlite.rows import ACTIVE, JOB_COLUMNS, JOB_FROM, job_from_row
 from fanout.backends.sqlite.window import SqliteWindow
@@ -33,6 +33,9 @@ from fanout.models import (
 # A job read is kept for the next poll (`recent.RecentReads`) only up to this many bytes in its
 # client-sized columns: every thread that reads keeps its own.
 KEEP_BYTES = 16 * 1024
+# Jobs each reading thread keeps decoded by their row (`recent.SameRows`): more than a page of
+# the listing and the jobs being polled.
+DECODED = 512
 MIN_FREE_BYTES = 1 << 20  # below this the store is not ready: a job's chunks would not fit
 
 
@@ -43,10 +46,19 @@ def _options(job: NewJob) -> bytes:
     return to_json(options)
 
 
+def _small(row: tuple[Any, ...]) -> bool:
+    """Whether a job's row is small enough to keep decoded for the next read: its params,
+    reduced value, error, webhook payload and history are the columns that grow with the
+    client's input."""
+    sized = (row[4], row[14], row[15], row[20], row[24])
+    return sum(len(part) for part in sized if part is not None) <= KEEP_BYTES
+
+
 class SqliteJobStore(SqliteWindow):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._jobs: RecentReads[Job | None] = RecentReads(db)
+        self._decoded: SameRows[Job] = SameRows(DECODED)
 
     def create_job(self, job: NewJob, chunks: Sequence[ChunkInput]) -> list[ChunkRef]:
         deadline = (
@@ -102,9 +114,8 @@ class SqliteJobStore(SqliteWindow):
         return job
 
     def _read_job(self, job_id: JobId) -> tuple[Job | None, bool]:
-        """The job, and whether it is small enough to keep for the next poll (its params, reduced
-        value, error, webhook payload and history are the columns that grow with the client's
-        input)."""
+        """The job, and whether it is small enough to keep for the next poll (`_small`). A row
+        this thread read before, unchanged, gives the same Job as then (`recent.SameRows`)."""
         row = (
             self.db.connection()
             .execute(f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?", (job_id,))
@@ -112,8 +123,8 @@ class SqliteJobStore(SqliteWindow):
         )
         if row is None:
             return None, True
-        sized = (row[4], row[14], row[15], row[20], row[24])
-        return job_from_row(row), sum(len(part) for part in sized if part is not None) <= KEEP_BYTES
+        keep = _small(row)
+        return self._decoded.decode(row, job_from_row, keep), keep
 
     def list_jobs(
         self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int
@@ -135,7 +146,10 @@ class SqliteJobStore(SqliteWindow):
             .fetchall()
         )
         next_cursor = str(rows[limit - 1][-1]) if len(rows) > limit else None
-        return Page([job_from_row(row) for row in rows[:limit]], next_cursor)
+        decode = self._decoded.decode
+        return Page(
+            [decode(row[:-1], job_from_row, _small(row)) for row in rows[:limit]], next_cursor
+        )
 
     def set_max_concurrency(self, job_id: JobId, max_concurrency: int) -> list[ChunkRef]:
         with self.db.write() as conn:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from fanout.backends.sqlite.db import Database
 
@@ -57,4 +57,35 @@ class RecentReads(Generic[V]):
             if len(seen.values) >= self.limit:
                 seen.values.clear()
             seen.values[key] = value
+        return value
+
+
+class SameRows(Generic[V]):
+    """Per thread, each key's last row and the value it decoded to: a row read again unchanged
+    gives back the same (immutable) value, not a new one, so what was rendered from that value
+    last time serves again (`fanout.api.routes.status.Bodies`).
+
+    Under a steady write load `RecentReads` reads again on most polls, and a listing reads its
+    page anew every time, yet most of the jobs read have not changed: comparing a row (a tuple,
+    compared in C) costs far less than decoding it and rendering the job. Bounded in count here;
+    the caller says which values are small enough to keep."""
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self.limit = limit
+        self._local = threading.local()
+
+    def decode(self, row: tuple[Any, ...], decode: Callable[[tuple[Any, ...]], V], keep: bool) -> V:
+        """`decode(row)`, or its value from the last time this thread decoded this row (keyed by
+        its first column); kept for next time when `keep`."""
+        seen: dict[Any, tuple[tuple[Any, ...], V]] | None = getattr(self._local, "seen", None)
+        if seen is None:
+            seen = self._local.seen = {}
+        found = seen.get(row[0])
+        if found is not None and found[0] == row:
+            return found[1]
+        value = decode(row)
+        if keep:
+            if found is None and len(seen) >= self.limit:
+                del seen[next(iter(seen))]  # the oldest
+            seen[row[0]] = (row, value)
         return value
