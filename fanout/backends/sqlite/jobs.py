@@ -33,9 +33,9 @@ from fanout.models import (
 # A job read is kept for the next poll (`recent.RecentReads`) only up to this many bytes in its
 # client-sized columns: every thread that reads keeps its own.
 KEEP_BYTES = 16 * 1024
-# Jobs each reading thread keeps decoded by their row (`recent.SameRows`): more than a page of
-# the listing and the jobs being polled.
-DECODED = 512
+# Listed jobs each listing thread keeps decoded by their row (`recent.SameRows`): the largest
+# page (100) and then some.
+LISTED = 256
 MIN_FREE_BYTES = 1 << 20  # below this the store is not ready: a job's chunks would not fit
 
 
@@ -58,7 +58,7 @@ class SqliteJobStore(SqliteWindow):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._jobs: RecentReads[Job | None] = RecentReads(db)
-        self._decoded: SameRows[Job] = SameRows(DECODED)
+        self._listed: SameRows[Job] = SameRows(LISTED)
 
     def create_job(self, job: NewJob, chunks: Sequence[ChunkInput]) -> list[ChunkRef]:
         deadline = (
@@ -115,7 +115,7 @@ class SqliteJobStore(SqliteWindow):
 
     def _read_job(self, job_id: JobId) -> tuple[Job | None, bool]:
         """The job, and whether it is small enough to keep for the next poll (`_small`). A row
-        this thread read before, unchanged, gives the same Job as then (`recent.SameRows`)."""
+        this thread listed before, unchanged, gives the same Job as then (`recent.SameRows`)."""
         row = (
             self.db.connection()
             .execute(f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?", (job_id,))
@@ -123,8 +123,7 @@ class SqliteJobStore(SqliteWindow):
         )
         if row is None:
             return None, True
-        keep = _small(row)
-        return self._decoded.decode(row, job_from_row, keep), keep
+        return self._listed.decode(row, job_from_row), _small(row)
 
     def list_jobs(
         self, tenant: TenantId, status: JobStatus | None, cursor: str | None, limit: int
@@ -146,9 +145,9 @@ class SqliteJobStore(SqliteWindow):
             .fetchall()
         )
         next_cursor = str(rows[limit - 1][-1]) if len(rows) > limit else None
-        decode = self._decoded.decode
+        keep = self._listed.keep
         return Page(
-            [decode(row[:-1], job_from_row, _small(row)) for row in rows[:limit]], next_cursor
+            [keep(row[:-1], job_from_row, _small(row)) for row in rows[:limit]], next_cursor
         )
 
     def set_max_concurrency(self, job_id: JobId, max_concurrency: int) -> list[ChunkRef]:

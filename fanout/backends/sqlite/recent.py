@@ -61,25 +61,38 @@ class RecentReads(Generic[V]):
 
 
 class SameRows(Generic[V]):
-    """Per thread, each key's last row and the value it decoded to: a row read again unchanged
-    gives back the same (immutable) value, not a new one, so what was rendered from that value
-    last time serves again (`fanout.api.routes.status.Bodies`).
+    """Per thread, the rows a listing read and the values they decoded to: the same row read
+    again, unchanged, by a listing or a single read, gives back the same (immutable) value, not
+    a new one, so what was rendered from it last time serves again
+    (`fanout.api.routes.status.Bodies`).
 
-    Under a steady write load `RecentReads` reads again on most polls, and a listing reads its
-    page anew every time, yet most of the jobs read have not changed: comparing a row (a tuple,
-    compared in C) costs far less than decoding it and rendering the job. Bounded in count here;
-    the caller says which values are small enough to keep."""
+    A listing reads its page anew every time, yet mostly the jobs on it have not changed since
+    the last time: comparing a row (a tuple, compared in C) costs far less than decoding it and
+    rendering the job. Only listings keep rows: every thread that reads single jobs (each
+    submit reads the job it stored) would otherwise hold `limit` of them, most never read
+    again. Bounded in count here; the caller says which values are small enough to keep."""
 
     def __init__(self, limit: int = LIMIT) -> None:
         self.limit = limit
         self._local = threading.local()
 
-    def decode(self, row: tuple[Any, ...], decode: Callable[[tuple[Any, ...]], V], keep: bool) -> V:
-        """`decode(row)`, or its value from the last time this thread decoded this row (keyed by
-        its first column); kept for next time when `keep`."""
+    def _seen(self) -> dict[Any, tuple[tuple[Any, ...], V]]:
         seen: dict[Any, tuple[tuple[Any, ...], V]] | None = getattr(self._local, "seen", None)
         if seen is None:
             seen = self._local.seen = {}
+        return seen
+
+    def decode(self, row: tuple[Any, ...], decode: Callable[[tuple[Any, ...]], V]) -> V:
+        """`decode(row)`, or the value this thread's listings kept for this row (keyed by its
+        first column) if it is unchanged."""
+        found = self._seen().get(row[0])
+        if found is not None and found[0] == row:
+            return found[1]
+        return decode(row)
+
+    def keep(self, row: tuple[Any, ...], decode: Callable[[tuple[Any, ...]], V], keep: bool) -> V:
+        """As `decode`, for a listing: the value is kept for next time when `keep`."""
+        seen = self._seen()
         found = seen.get(row[0])
         if found is not None and found[0] == row:
             return found[1]
