@@ -102,9 +102,13 @@ def serve(
         f"fanout {__version__} serving on http://{settings.host}:{settings.port} with"
         f" {settings.workers} workers; data in {service.where}",
     )
+    api = create_app(settings, service, live_workers=supervisor.live)
+    # Built now, while the background process starts, not by the first request with a body
+    # (the guard reads each operation's body types from it): ~100 ms the first POST paid.
+    api.openapi()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, service, live_workers=supervisor.live),
+            api,
             access_log=settings.access_log,
             log_config=None,  # logs.configure has set up uvicorn's loggers
             log_level=settings.log_level,
