@@ -73,7 +73,7 @@ Sender = Callable[[int], Awaitable[int | None]]
 
 def fanout_sender(url: str) -> Sender:
     from fanout import webhooks
-    from fanout.models import DeliveryStatus, EventId, JobId, WebhookEvent
+    from fanout.models import EventId, JobId, WebhookEvent
     from fanout.workers.notifier import client
 
     http, secret = client(), webhooks.new_secret()
@@ -85,9 +85,6 @@ def fanout_sender(url: str) -> Sender:
             url=url,
             secret=secret,
             payload=PAYLOAD,
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            next_attempt_at=0.0,
         )
         return (await webhooks.send(event, http, LOOPBACK, 10.0)).status_code
 

@@ -116,9 +116,10 @@ class WebhookEvent(msgspec.Struct, frozen=True):
     url: str
     secret: str
     payload: bytes
-    status: DeliveryStatus
-    attempts: int
-    next_attempt_at: float
+    # A new event: pending, not tried yet, due at once.
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    next_attempt_at: float = 0.0
     history: tuple[DeliveryAttempt, ...] = ()
 
 

@@ -25,7 +25,7 @@ import trustme
 from standardwebhooks import Webhook
 
 from fanout import webhooks
-from fanout.models import DeliveryStatus, EventId, JobId, WebhookEvent
+from fanout.models import EventId, JobId, WebhookEvent
 from fanout.workers.notifier import client as notifier_client
 from tests.webhook_receiver import Answer, Receiver, receiving
 
@@ -41,9 +41,6 @@ def event_to(url: str, secret: str = SECRET) -> WebhookEvent:
         url=url,
         secret=secret,
         payload=PAYLOAD,
-        status=DeliveryStatus.PENDING,
-        attempts=0,
-        next_attempt_at=0.0,
     )
 
 
