@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -41,11 +42,14 @@ STOP_GRACE = 2.0
 THREADS = 64
 
 
+@functools.cache
 def client() -> webhooks.Client:
-    """No redirects (the address check would not see them). No keep-alive: requests go to an IP
-    address with the URL's name as TLS server name, and a pool keyed by address would reuse one
-    name's TLS connection for another name on the same address (measured, keep-alive saved no
-    CPU either: `bench/results/2026-12-04-issue9-stop20/load-ab.txt`)."""
+    """One per process, so its TLS context (certifi's authorities, ~20 ms to load) is built
+    once, not per Lambda invocation. No redirects (the address check would not see them). No
+    keep-alive: requests go to an IP address with the URL's name as TLS server name, and a pool
+    keyed by address would reuse one name's TLS connection for another name on the same address
+    (measured, keep-alive saved no CPU either:
+    `bench/results/2026-12-04-issue9-stop20/load-ab.txt`)."""
     return webhooks.Client()
 
 
