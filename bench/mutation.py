@@ -2,10 +2,11 @@
 then the score per module (killed / total) and every surviving mutant.
 
 What is mutated and which tests judge it is `[tool.mutmut]` in pyproject.toml: `fanout/service/`,
-`fanout/runner.py`, `fanout/webhooks.py` and `fanout/backends/sqlite/`, against the tests that
-run in-process on the SQLite backend. mutmut copies the code into `mutants/`, runs each mutant
-against the tests that reach its function, and keeps its verdicts there, so a second run only
-tests what changed. Not in CI: a full run takes tens of minutes on two cores.
+`fanout/runner.py`, `fanout/webhooks.py`, `fanout/http1.py` and `fanout/backends/sqlite/`,
+against the tests that run in-process on the SQLite backend. mutmut copies the code into
+`mutants/`, runs each mutant against the tests that reach its function, and keeps its verdicts
+there, so a second run only tests what changed. Not in CI: a full run takes tens of minutes on
+two cores.
 
 A surviving mutant that cannot change behaviour (an equivalent mutant) is listed with why in
 `bench/mutation-equivalents.txt`; the report counts it apart, and names entries that no longer
