@@ -325,3 +325,21 @@ def test_a_receiver_that_reads_nothing_has_its_connection_dropped_at_the_deadlin
     assert attempt == webhooks.Attempt(None, "TimeoutError: no complete answer within 0.5 s", None)
     assert seen[-1] == b"<closed>"
     assert sum(map(len, seen[:-1])) < 16 << 20
+
+
+def test_the_attempt_dials_the_checked_address_not_just_any_loopback() -> None:
+    """A receiver listening on 127.0.0.2 alone gets the attempt (Linux routes 127.0.0.0/8 to
+    loopback): the connection goes to the address checked, not to a default host."""
+    with receiving("127.0.0.2") as receiver:
+        attempt = send(event_to(receiver.url))
+
+    assert attempt == webhooks.Attempt(200, None, None)
+    assert len(receiver.requests) == 1
+
+
+def test_an_answer_head_of_tens_of_kilobytes_is_read_up_to_64_kib(receiver: Receiver) -> None:
+    """h11 alone would refuse a head past 16 KiB; a receiver behind a proxy that adds headers
+    (cookies, tracing) still gets its 2xx counted."""
+    receiver.answer = Answer(status=204, headers={"x-padding": "a" * 40_000})
+
+    assert send(event_to(receiver.url)) == webhooks.Attempt(204, None, None)
