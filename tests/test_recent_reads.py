@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from fanout.backends.sqlite import SqliteStore
-from fanout.backends.sqlite.recent import RecentReads, SameRows
+from fanout.backends.sqlite.recent import RecentReads
 from fanout.models import Job, JobStatus, TenantId
 from fanout.service import Fanout, JobRequest
 
@@ -110,21 +110,6 @@ def test_the_reads_kept_are_bounded_and_a_new_connection_reads_afresh(service: F
     assert reads[-1] == "a" and len(reads) == 5
 
 
-def test_a_listing_gives_the_unchanged_jobs_as_before_and_the_changed_ones_anew(
-    service: Fanout,
-) -> None:
-    kept, changed = submitted(service), submitted(service)
-    before = {job.id: job for job in service.list(TENANT, None, None, 20).items}
-
-    service.cancel(TENANT, changed.id)
-    after = {job.id: job for job in service.list(TENANT, None, None, 20).items}
-
-    assert after[kept.id] is before[kept.id]
-    assert after[changed.id] is not before[changed.id]
-    assert after[changed.id].status is JobStatus.CANCELLED
-    assert service.get(TENANT, kept.id) is before[kept.id]  # a get and a listing share them
-
-
 def test_reads_alone_keep_no_rows_only_listings_do(service: Fanout) -> None:
     """Each submit reads the job it stored, on one of many threads: were those rows kept, every
     thread would hold its bound of jobs never read again."""
@@ -135,28 +120,3 @@ def test_reads_alone_keep_no_rows_only_listings_do(service: Fanout) -> None:
     assert all(
         service.get(TENANT, job.id) is not old for job, old in zip(jobs[1:], first[1:], strict=True)
     )
-
-
-def test_rows_listed_are_kept_only_when_small_and_at_most_the_limit_oldest_out() -> None:
-    decoded: list[str] = []
-    rows: SameRows[str] = SameRows(limit=2)
-
-    def decode(row: tuple[str, int]) -> str:
-        decoded.append(row[0])
-        return f"{row[0]}{row[1]}"
-
-    def listed(key: str, version: int = 1, keep: bool = True) -> str:
-        return rows.keep((key, version), decode, keep)
-
-    assert listed("a") == "a1" and listed("a") == "a1"
-    assert rows.decode(("a", 1), decode) == "a1"  # a single read finds what a listing kept
-    assert listed("a", version=2) == "a2"  # the row changed: decoded again
-    listed("b")
-    listed("c")  # past the limit: a, the oldest, goes
-    listed("b")
-    listed("a")
-    listed("d", keep=False)
-    listed("d", keep=False)
-    rows.decode(("e", 1), decode)
-    rows.decode(("e", 1), decode)  # single reads keep nothing
-    assert decoded == ["a", "a", "b", "c", "a", "d", "d", "e", "e"]

@@ -80,6 +80,7 @@ def test_the_request_carries_the_standard_webhooks_headers_and_verifies_with_the
     assert before <= int(request.headers["webhook-timestamp"]) <= after
     assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"] == "fanout-webhooks/1"
+    assert request.headers["connection"] == "close"  # one request a connection
     verified = Webhook(SECRET).verify(request.body, request.headers)
     assert verified["data"]["note"] == "café"
 
