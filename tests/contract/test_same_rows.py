@@ -3,8 +3,7 @@ listed again unchanged gives the job decoded before, a changed one a new job; a 
 finds what a listing kept but keeps nothing; each thread keeps its own, bounded, oldest out.
 
 Written to kill the mutants `python -m bench mutation` found surviving in
-`fanout/backends/sqlite/recent.py` and `jobs.py` (stop 21): the tests in
-`tests/test_recent_reads.py` are outside the mutation run's selection.
+`fanout/backends/sqlite/recent.py` and `jobs.py` (stop 21).
 """
 
 from __future__ import annotations
@@ -60,16 +59,22 @@ def test_rows_listed_are_kept_only_when_small_and_at_most_the_limit_oldest_out()
 
     assert listed("a") == "a1" and listed("a") == "a1"
     assert rows.decode(("a", 1), decode) == "a1"  # a single read finds what a listing kept
-    assert listed("a", version=2) == "a2"  # the row changed: decoded again
+    assert listed("a", version=2) == "a2"  # the row changed: decoded again, kept in its place
     listed("b")
+    assert decoded == ["a", "a", "b"]
     listed("c")  # past the limit: a, the oldest, goes
     listed("b")
-    listed("a")
+    listed("c")
+    assert decoded == ["a", "a", "b", "c"]
+    listed("a", version=2)  # gone: decoded again, and b, now the oldest, goes
+    listed("c")
+    listed("b")
+    assert decoded == ["a", "a", "b", "c", "a", "b"]
     listed("d", keep=False)
     listed("d", keep=False)
     rows.decode(("e", 1), decode)
     rows.decode(("e", 1), decode)  # single reads keep nothing
-    assert decoded == ["a", "a", "b", "c", "a", "d", "d", "e", "e"]
+    assert decoded == ["a", "a", "b", "c", "a", "b", "d", "d", "e", "e"]
 
 
 def test_each_thread_keeps_its_own_rows() -> None:
