@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Sequence
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -79,32 +80,42 @@ def forbidden(address: Address) -> bool:
     return any(address in network for network in V4_REFUSED) or not address.is_global
 
 
-def parts(url: str) -> tuple[str, str, int]:
-    """Scheme, host and port of an absolute http(s) URL the sender can request."""
+class Target(NamedTuple):
+    """An absolute http(s) URL the sender can request, as it dials and writes it."""
+
+    scheme: str
+    host: str
+    port: int
+    # The Host header: the name IDNA-encoded, the port unless the scheme's default, no
+    # credentials; and the request target: path and query, percent-encoded (as httpx writes them).
+    authority: bytes
+    path: bytes
+
+
+def target(url: str) -> Target:
+    """The URL parsed once, for an attempt: what `parts` gives, and the request's Host header
+    and target."""
     # Imported here: httpx takes ~50 ms to import (without its command-line client: see
     # `fanout/__init__.py`), which the queue-side Lambda handlers, importing this module but
     # never sending, should not pay for on every cold start.
     import httpx
 
     try:
-        httpx.URL(url)  # refuses what the sender could not request (control characters, ...)
+        parsed = httpx.URL(url)  # refuses what the sender could not request (control characters)
         split = urlsplit(url)
         port = split.port or (443 if split.scheme == "https" else 80)
+        authority, path = parsed.netloc, parsed.raw_path
     except (ValueError, httpx.InvalidURL) as error:
         raise UnsafeURL(f"is not a valid URL: {error}") from error
     if split.scheme not in ("http", "https") or not split.hostname:
         raise UnsafeURL("must be an absolute http or https URL")
-    return split.scheme, split.hostname, port
+    return Target(split.scheme, split.hostname, port, authority, path)
 
 
-def request_target(url: str) -> tuple[bytes, bytes]:
-    """The Host header (the name IDNA-encoded, the port unless the scheme's default, no
-    credentials) and the request target (path and query, percent-encoded) of a URL `parts`
-    accepted, as httpx writes them."""
-    import httpx
-
-    parsed = httpx.URL(url)
-    return parsed.netloc, parsed.raw_path
+def parts(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port of an absolute http(s) URL the sender can request."""
+    scheme, host, port, _, _ = target(url)
+    return scheme, host, port
 
 
 def literal(host: str) -> Address | None:

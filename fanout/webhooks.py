@@ -127,18 +127,21 @@ async def _post(
     address has nothing to look up, and no thread to wait for)."""
     from fanout import http1
 
-    scheme, host, port = destinations.parts(event.url)
-    given = destinations.literal(host)
+    url = destinations.target(event.url)
+    given = destinations.literal(url.host)
     found = (
         [given]
         if given is not None
-        else await asyncio.get_running_loop().run_in_executor(None, destinations.lookup, host, port)
+        else await asyncio.get_running_loop().run_in_executor(
+            None, destinations.lookup, url.host, url.port
+        )
     )
-    address = destinations.checked(host, found, allow)
-    authority, target = destinations.request_target(event.url)
-    tls = client.tls if scheme == "https" else None
-    head = _headers(event, authority)
-    answer = await http1.post(str(address), port, tls, host, head, target, event.payload, limit)
+    address = destinations.checked(url.host, found, allow)
+    tls = client.tls if url.scheme == "https" else None
+    head = _headers(event, url.authority)
+    answer = await http1.post(
+        str(address), url.port, tls, url.host, head, url.path, event.payload, limit
+    )
     return Attempt(answer.status_code, None, _retry_after(answer.header(b"retry-after")))
 
 
