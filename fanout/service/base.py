@@ -4,6 +4,7 @@ released chunks and completion events on to their queues."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -29,6 +30,7 @@ class ServiceBase:
         self._backlog: tuple[float, Backlog] | None = None
         self._backlog_lock = threading.Lock()
         self._counting = threading.Lock()  # held by the one thread counting the backlog
+        self._recount_claimed = -math.inf  # when a caller last took it on to count afresh
 
     @property
     def where(self) -> str:

@@ -144,6 +144,33 @@ def test_the_backlog_is_known_counted_for_a_second_after_a_count(
     assert not service.backlog_counted()
 
 
+def test_one_caller_takes_on_the_recount_the_others_are_answered_from_the_last_count(
+    service: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the count is older than the TTL, the first to ask is answered False (it admits
+    through a thread, which counts) and the rest True at once, before that thread has started:
+    one POST a second waits for a count, not all those an event loop takes meanwhile. A claim
+    that never counts lapses after the TTL, and a count past the stale bound serves nobody."""
+    from fanout.service import controlling
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    service.admit()
+    now[0] += controlling.BACKLOG_TTL + 0.5
+    assert [service.backlog_counted() for _ in range(4)] == [False, True, True, True]
+    now[0] += controlling.BACKLOG_TTL - 0.01
+    assert service.backlog_counted()  # claimed less than the TTL ago
+    now[0] += 0.02
+    assert [service.backlog_counted() for _ in range(3)] == [False, True, True]
+
+    service.admit()  # the claimer's count
+    assert service.backlog_counted()
+    now[0] += controlling.BACKLOG_TTL + 0.01
+    assert [service.backlog_counted() for _ in range(2)] == [False, True]
+    now[0] += controlling.BACKLOG_STALE
+    assert [service.backlog_counted() for _ in range(2)] == [False, False]
+
+
 def count_under_way(
     service: Fanout, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[threading.Event, list[int], threading.Thread]:
