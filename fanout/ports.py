@@ -291,6 +291,45 @@ class NotificationQueue(Protocol):
     def delete(self, receipt: str) -> None: ...
 
 
+class Listener(Protocol):
+    """Where a process waits for a kind of work to be stored (`Wakeups`)."""
+
+    def fileno(self) -> int: ...
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until rung or `timeout` seconds have passed; whether it was rung (rings heard
+        meanwhile count as one)."""
+        ...
+
+    def drain(self) -> bool:
+        """Take every ring heard so far, without waiting; whether there was any."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Wakeups(Protocol):
+    """Rung as work is stored, so that a process waiting for it starts at once rather than at
+    its next poll (one machine: the workers and the notifier poll the store). A ring may go
+    unheard: the polls stay, as the floor."""
+
+    def chunks(self) -> Listener | None:
+        """A listener for chunks put in the queue; None where none can be had."""
+        ...
+
+    def events(self) -> Listener | None:
+        """A listener for completion events put in the outbox; None where none can be had."""
+        ...
+
+    def ring_chunks(self) -> None:
+        """Chunks were put in the queue (and committed)."""
+        ...
+
+    def ring_events(self) -> None:
+        """A completion event was put in the outbox (and committed)."""
+        ...
+
+
 class FinalOutputs(Protocol):
     """Each finished job's ordered results as one JSON Lines object (AWS: S3)."""
 

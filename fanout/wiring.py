@@ -44,6 +44,7 @@ def sqlite_backend(settings: Settings) -> Backend:
         retention=SqliteRetention(db),
         chunk_overhead=SQLITE_CHUNK_OVERHEAD,
         workers=settings.workers,
+        wakeups=db.bells,
     )
 
 

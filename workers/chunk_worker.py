@@ -270,24 +270,34 @@ def run(
 ) -> None:
     """Poll until `stop` is set, or the supervisor process is gone (a worker outliving it would
     go on taking chunks nobody watches). Idle polls back off from `poll_interval` to 5 times
-    that; failing ones (the store cannot write) up to `MAX_BACKOFF` seconds."""
+    that, or until the queue's bell rings; failing ones (the store cannot write) up to
+    `MAX_BACKOFF` seconds."""
     idle = failures = 0
     owed, pace = HandBacks(), Pace()
-    while not stop.is_set() and (supervisor is None or alive(supervisor)):
-        try:
-            busy = poll_once(service, owner, owed, pace)
-        except Exception:
-            failures += 1
-            if failures == 1 or failures % 100 == 0:
-                log.exception("processing failed (%d in a row); backing off", failures)
-            stop.wait(min(MAX_BACKOFF, service.settings.poll_interval * 2**failures))
-            continue
-        failures = 0
-        if busy:
-            idle = 0
-        else:
-            idle = min(idle + 1, 5)
-            stop.wait(service.settings.poll_interval * idle)
+    # Chunks put in the queue ring it: an idle worker starts them at once, not at its next poll.
+    bell = service.listen_for_chunks()
+    try:
+        while not stop.is_set() and (supervisor is None or alive(supervisor)):
+            try:
+                busy = poll_once(service, owner, owed, pace)
+            except Exception:
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.exception("processing failed (%d in a row); backing off", failures)
+                stop.wait(min(MAX_BACKOFF, service.settings.poll_interval * 2**failures))
+                continue
+            failures = 0
+            if busy:
+                idle = 0
+            else:
+                idle = min(idle + 1, 5)
+                if bell is None:
+                    stop.wait(service.settings.poll_interval * idle)
+                else:
+                    bell.wait(service.settings.poll_interval * idle)
+    finally:
+        if bell is not None:
+            bell.close()
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from fanout import destinations, webhooks
 from fanout.models import EventId, WebhookEvent
+from fanout.ports import Listener
 from fanout.service import Fanout
 
 log = logging.getLogger("fanout.notifier")
@@ -143,7 +144,8 @@ def deliver_now(
 
 class Notifier:
     """The engine on a thread of its own. With `poll`, it takes due events from the outbox every
-    20 ms; `submit` hands it events from elsewhere (the AWS notify queue)."""
+    20 ms, and at once when the outbox's bell rings while it is idle (`Fanout.listen_for_events`,
+    one machine); `submit` hands it events from elsewhere (the AWS notify queue)."""
 
     def __init__(self, service: Fanout, poll: bool = True) -> None:
         self.service = service
@@ -154,6 +156,7 @@ class Notifier:
         )
         self.thread = threading.Thread(target=self._run, name="notifier", daemon=True)
         self.stopping: asyncio.Event | None = None
+        self.wake = asyncio.Event()  # set by a ring of the outbox's bell, or by stop
         self.held: dict[EventId, asyncio.Task[None]] = {}
         # Ids whose attempt was recorded while an outbox read was under way: that read may
         # still show them as due, so it must not start them again.
@@ -171,12 +174,21 @@ class Notifier:
         rest hand their claims back, so they are due at once for the next start (receivers
         deduplicate by `webhook-id`)."""
         if self.stopping is not None and self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self.stopping.set)
+            self.loop.call_soon_threadsafe(self._stop)
             self.thread.join()
 
     def submit(self, event: WebhookEvent) -> None:
         """Deliver `event` unless it is already held; thread-safe."""
         self.loop.call_soon_threadsafe(self._hold, event)
+
+    def _rung(self, bell: Listener) -> None:
+        if bell.drain():
+            self.wake.set()
+
+    def _stop(self) -> None:
+        assert self.stopping is not None
+        self.stopping.set()
+        self.wake.set()
 
     def _run(self) -> None:
         try:
@@ -188,12 +200,25 @@ class Notifier:
     async def _main(self) -> None:
         self.stopping = asyncio.Event()
         self.deliverer = Deliverer(self.service, client(), CONCURRENCY)
+        # Events put in the outbox ring it: the next read is at once, not at the next poll.
+        bell = self.service.listen_for_events() if self.poll else None
+        if bell is not None:
+            self.loop.add_reader(bell.fileno(), self._rung, bell)
         self.ready.set()
-        while not self.stopping.is_set():
-            if self.poll:
-                await self._take_due()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), POLL_INTERVAL)
+        try:
+            while not self.stopping.is_set():
+                self.wake.clear()  # a ring from now on is for events this read may not see
+                taken = await self._take_due() if self.poll else 0
+                # A read that found events is followed by the next poll, not by a ring: under
+                # load a job ends every few ms, and a read (and claim) for each would cost more
+                # than the 20 ms they might wait. Idle, a ring starts the read at once.
+                woken = self.stopping if taken else self.wake
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), POLL_INTERVAL)
+        finally:
+            if bell is not None:
+                self.loop.remove_reader(bell.fileno())
+                bell.close()
         self.deliverer.closing = True
         if self.held:
             await asyncio.wait(list(self.held.values()), timeout=STOP_GRACE)
@@ -201,10 +226,11 @@ class Notifier:
             task.cancel()  # not recorded: its claim is handed back (`Deliverer.deliver`)
         await asyncio.gather(*self.held.values(), return_exceptions=True)
 
-    async def _take_due(self) -> None:
+    async def _take_due(self) -> int:
+        """Hold the due events read; how many were read."""
         room = MAX_HELD - len(self.held)
         if room <= 0:
-            return
+            return 0
         self.recorded_during_read = set()
         try:
             # Each event read is claimed for this notifier (none is held already: a held event
@@ -212,13 +238,14 @@ class Notifier:
             due = await self.loop.run_in_executor(None, self.service.due_events, min(room, BATCH))
         except Exception:
             log.exception("reading the due webhook events failed; will try again")
-            return
+            return 0
         finally:
             recorded, self.recorded_during_read = self.recorded_during_read, None
             self.reads += 1
         for event in due:
             if event.id not in recorded:
                 self._hold(event)
+        return len(due)
 
     def _hold(self, event: WebhookEvent) -> None:
         if event.id in self.held or len(self.held) >= MAX_HELD or self.deliverer is None:

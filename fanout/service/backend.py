@@ -24,6 +24,7 @@ from fanout.ports import (
     TaskStats,
     UploadReceiver,
     Uploads,
+    Wakeups,
 )
 
 
@@ -73,3 +74,5 @@ class Backend:
     # keeps). None where a job's data all goes with the job (SQLite's purge).
     job_objects: JobObjects | None = None
     job_objects_changes: ChangeFeed | None = None
+    # One machine: rung as chunks and events are stored, so the pollers wake at once.
+    wakeups: Wakeups | None = None

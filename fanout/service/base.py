@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 from fanout import chunking
 from fanout.models import Backlog, ChunkRef, Notice, WebhookEvent
+from fanout.ports import Listener
 from fanout.service.backend import Backend
 from fanout.settings import Settings
 
@@ -32,6 +33,14 @@ class ServiceBase:
         self._counting = threading.Lock()  # held by the one thread counting the backlog
         self._recount_claimed = -math.inf  # when a caller last took it on to count afresh
 
+    def listen_for_chunks(self) -> Listener | None:
+        """Where a worker waits for chunks between polls (None: it sleeps between them)."""
+        return None if self.backend.wakeups is None else self.backend.wakeups.chunks()
+
+    def listen_for_events(self) -> Listener | None:
+        """Where a notifier waits for completion events between polls (None: it sleeps)."""
+        return None if self.backend.wakeups is None else self.backend.wakeups.events()
+
     @property
     def where(self) -> str:
         return self.backend.where
@@ -52,11 +61,18 @@ class ServiceBase:
         return self.backend.notifications is not None
 
     def _send(self, chunks: Sequence[ChunkRef]) -> None:
-        """Send released chunks, unless the store already queued them in its own transaction."""
+        """Send released chunks, unless the store already queued them in its own transaction;
+        either way, wake the workers waiting for chunks (`Backend.wakeups`)."""
         if chunks and not self.backend.store_enqueues:
             self.backend.queue.send(chunks)
+        if chunks and self.backend.wakeups is not None:
+            self.backend.wakeups.ring_chunks()
 
     def _announce(self, event: WebhookEvent, delay: float = 0.0) -> None:
+        """Say that `event` is due in `delay` seconds: a notice (AWS), or the outbox's bell
+        when it is due now (one machine: a retry's later time is the notifier's poll's)."""
+        if self.backend.wakeups is not None and delay <= 0:
+            self.backend.wakeups.ring_events()
         if self.backend.notifications is None:
             return
         try:

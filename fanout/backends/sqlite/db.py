@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from fanout.backends.sqlite.bells import Bells
 from fanout.backends.sqlite.group import GroupWriter, ProcessLock
 from fanout.errors import StoreUnavailable
 
@@ -200,6 +201,7 @@ class Database:
         self.path = path
         self._local = threading.local()
         self._group = GroupWriter(self._connect, ProcessLock(path.with_name(path.name + "-writer")))
+        self.bells = Bells(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or not path.stat().st_size:
             _create(path)
