@@ -89,6 +89,27 @@ def test_ringing_a_bell_nobody_made_or_listens_to_does_nothing(tmp_path: Path) -
     Bell(path).ring()  # made, but nobody listens: the open fails without blocking
 
 
+def test_a_bell_whose_listeners_went_away_rings_for_the_next_one(tmp_path: Path) -> None:
+    """A server keeps the pipe open to ring it; its notifier restarting (a new listener) must
+    still hear it."""
+    bell = Bell(tmp_path / "a.bell")
+    first = bell.listen()
+    assert first is not None
+    bell.ring()
+    assert first.wait(10.0)
+    first.close()
+    bell.ring()  # nobody listens: the write fails (EPIPE) without raising
+    bell.ring()
+    second = bell.listen()
+    assert second is not None
+    try:
+        assert not second.drain()
+        bell.ring()
+        assert second.wait(10.0)
+    finally:
+        second.close()
+
+
 def test_a_full_pipe_neither_blocks_nor_raises(tmp_path: Path) -> None:
     bell = Bell(tmp_path / "a.bell")
     listener = bell.listen()

@@ -19,6 +19,7 @@ import errno
 import os
 import select
 import stat
+import threading
 from pathlib import Path
 
 from fanout.ports import Listener
@@ -29,20 +30,42 @@ _DRAIN = 4096
 class Bell:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()
+        self._fd: int | None = None  # kept open for writing while someone listens
+        self._pid = 0
 
     def ring(self) -> None:
-        """Wake whoever listens (every listener waiting then). Never blocks and never raises."""
+        """Wake whoever listens (every listener waiting then). Never blocks and never raises.
+        One write while a listener lives (under load, one a job); the pipe is opened again
+        only once every listener has gone."""
+        with self._lock:
+            fd = self._writer()
+            if fd is None:
+                return
+            try:
+                os.write(fd, b"\0")
+            except BlockingIOError:  # full: it has rung already and not been heard yet
+                pass
+            except OSError:  # every listener has gone (EPIPE): open it afresh next time
+                os.close(fd)
+                self._fd = None
+
+    def _writer(self) -> int | None:
+        if self._fd is not None and self._pid == os.getpid():
+            return self._fd
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:  # not made yet, or nobody listens (ENXIO)
-            return
+            return None
         try:
-            if stat.S_ISFIFO(os.fstat(fd).st_mode):  # never grow a file put in its place
-                os.write(fd, b"\0")
-        except OSError:  # full (EAGAIN): it has rung already and not been heard yet
-            pass
-        finally:
+            is_fifo = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        except OSError:
+            is_fifo = False
+        if not is_fifo:  # never write into a file put in its place
             os.close(fd)
+            return None
+        self._fd, self._pid = fd, os.getpid()
+        return fd
 
     def listen(self) -> Listener | None:
         """A listener, or None where the bell cannot be made or opened (then poll only)."""
