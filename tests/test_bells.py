@@ -9,6 +9,7 @@ polls, or the notifier's), so only the bell can finish the job in time."""
 from __future__ import annotations
 
 import os
+import resource
 import select
 import subprocess
 import sys
@@ -66,8 +67,11 @@ def test_a_ring_wakes_every_listener_and_rings_piled_up_wake_once(tmp_path: Path
     assert first is not None and second is not None
     try:
         bell.ring()
-        ready, _, _ = select.select([first.fileno(), second.fileno()], [], [], 10.0)
-        assert sorted(ready) == sorted([first.fileno(), second.fileno()])
+        both = select.poll()
+        for listener in (first, second):
+            both.register(listener.fileno(), select.POLLIN)
+        ready = both.poll(10_000)
+        assert sorted(fd for fd, _ in ready) == sorted([first.fileno(), second.fileno()])
         assert first.drain()
         assert not second.drain()
 
@@ -129,6 +133,29 @@ def test_a_file_in_the_bells_place_is_not_listened_to_nor_written(tmp_path: Path
     assert Bell(path).listen() is None
     Bell(path).ring()
     assert path.read_bytes() == b""
+
+
+def test_a_listener_past_descriptor_1023_still_waits(tmp_path: Path) -> None:
+    """`fanout serve` holds a descriptor per connection: select() cannot wait on one past 1023."""
+    bell = Bell(tmp_path / "a.bell")
+    held: list[int] = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        listener = bell.listen()
+        assert listener is not None and listener.fileno() > 1023
+        try:
+            assert not listener.wait(0.01)
+            bell.ring()
+            assert listener.wait(10.0)
+        finally:
+            listener.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_where_no_bell_can_be_made_there_is_no_listener(tmp_path: Path) -> None:

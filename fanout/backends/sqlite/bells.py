@@ -104,6 +104,8 @@ class Bells:
 class FifoListener:
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self._poll = select.poll()  # not select(): a process may hold descriptors past 1023
+        self._poll.register(fd, select.POLLIN)
 
     def fileno(self) -> int:
         return self.fd
@@ -128,7 +130,7 @@ class FifoListener:
         one of them takes it."""
         if self.drain():
             return True
-        ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+        ready = self._poll.poll(max(0.0, timeout) * 1000)
         return bool(ready) and self.drain()
 
     def close(self) -> None:
