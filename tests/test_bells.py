@@ -104,6 +104,8 @@ def test_a_bell_whose_listeners_went_away_rings_for_the_next_one(tmp_path: Path)
     first.close()
     bell.ring()  # nobody listens: the write fails (EPIPE) without raising
     bell.ring()
+    bell.close()  # and closing the pipe kept for ringing does not stop the next ring
+    bell.close()
     second = bell.listen()
     assert second is not None
     try:

@@ -50,6 +50,13 @@ class Bell:
                 os.close(fd)
                 self._fd = None
 
+    def close(self) -> None:
+        """Close the pipe kept open for ringing (the next ring opens it again)."""
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
+
     def _writer(self) -> int | None:
         if self._fd is not None and self._pid == os.getpid():
             return self._fd
@@ -99,6 +106,10 @@ class Bells:
 
     def ring_events(self) -> None:
         self.event_bell.ring()
+
+    def close(self) -> None:
+        self.chunk_bell.close()
+        self.event_bell.close()
 
 
 class FifoListener:

@@ -263,3 +263,4 @@ class Database:
             conn.close()
             self._local.conn = None
         self._group.close()
+        self.bells.close()
