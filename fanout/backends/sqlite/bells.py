@@ -6,10 +6,11 @@ store read, so when idle they poll every 20-100 ms: an idle server took 10-80 ms
 job's first chunk and up to 20 ms more to send its webhook (a 10-item job, POST to webhook:
 81 ms at the median). Each bell is a named pipe (FIFO) beside the database. A listener holds it
 open for reading and writing (so it never reads an end of file, and a ringer's open never
-blocks); ringing opens it without blocking, writes a byte and closes it. A bell nobody listens
-to, one that cannot be made (a full disk, a read-only directory) or a full pipe just leaves
-the ring unheard: the polls stay, as the floor. No lock is shared between processes, so a
-SIGKILL at any instant leaves nothing held.
+blocks); a ringer opens it without blocking and writes a byte, keeping it open for the next
+ring while someone listens. A bell nobody listens to, one that cannot be made (a full disk, a
+read-only directory) or a full pipe just leaves the ring unheard: the polls stay, as the floor.
+Under load the rings pile up in the pipe while everyone is busy, and wake a listener once. No
+lock is shared between processes, so a SIGKILL at any instant leaves nothing held.
 """
 
 from __future__ import annotations
