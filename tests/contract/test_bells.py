@@ -4,7 +4,8 @@ listening, no FIFO, a full pipe, a file in its place) never blocks, raises or lo
 the polls stay.
 
 The wake-up tests make the polls far slower than their deadlines (30 s between a worker's idle
-polls, or the notifier's), so only the bell can finish the job in time."""
+polls, or the notifier's), so only the bell can finish the job in time. In tests/contract/ so
+that the mutation run (which mutates `fanout/backends/sqlite/*`) judges `bells.py` by them."""
 
 from __future__ import annotations
 
