@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import resource
 import select
+import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +46,85 @@ def test_a_ring_wakes_a_listener_and_only_a_ring_does(tmp_path: Path) -> None:
         assert not listener.drain()  # that ring was taken
     finally:
         listener.close()
+
+
+def test_a_listener_blocked_in_its_wait_wakes_at_a_ring_and_takes_it(tmp_path: Path) -> None:
+    bell = Bell(tmp_path / "a.bell")
+    listener = bell.listen()
+    assert listener is not None
+    threads: list[int] = []
+    woken: list[bool] = []
+
+    def waiter() -> None:
+        threads.append(threading.get_native_id())
+        woken.append(listener.wait(30.0))
+
+    thread = threading.Thread(target=waiter)
+    try:
+        thread.start()
+        wait_until(lambda: threads and _in_poll(threads[0]), 10.0, "the listener to block")
+        bell.ring()
+        thread.join(10.0)
+        assert woken == [True]
+        assert not listener.wait(0.0)  # it took the ring: one ring wakes it once
+    finally:
+        bell.ring()  # a waiter still blocked (the assertions failed) ends now
+        thread.join(10.0)
+        listener.close()
+
+
+def _in_poll(thread: int) -> bool:
+    """Whether the thread sleeps in poll(2) (Linux: its kernel wait channel)."""
+    try:
+        return "poll" in Path(f"/proc/self/task/{thread}/wchan").read_text()
+    except OSError:
+        return False
+
+
+def test_a_wait_lasts_its_timeout_when_nothing_rings(tmp_path: Path) -> None:
+    """An idle worker's wait is its backoff: it must not return early and poll in a loop."""
+    listener = Bell(tmp_path / "a.bell").listen()
+    assert listener is not None
+    try:
+        started = time.monotonic()
+        assert not listener.wait(0.2)
+        assert time.monotonic() - started >= 0.19
+    finally:
+        listener.close()
+
+
+def test_a_bell_holds_one_descriptor_however_often_rung_and_none_once_closed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.bell"
+    bell = Bell(path)
+    listener = bell.listen()
+    assert listener is not None
+    try:
+        for _ in range(50):
+            bell.ring()
+        assert _descriptors_of(path) == 2  # the listener's and the ringer's
+        bell.close()
+        assert _descriptors_of(path) == 1
+        bell.ring()  # opened again
+        assert listener.wait(10.0)
+    finally:
+        bell.close()
+        listener.close()
+    assert _descriptors_of(path) == 0
+    listener.close()  # twice: nothing to close, nothing raised
+    assert not listener.drain()  # closed: nothing more to hear
+
+
+def _descriptors_of(path: Path) -> int:
+    """How many of this process's descriptors are open on `path` (Linux: /proc/self/fd)."""
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            count += os.readlink(fd) == str(path)
+        except OSError:
+            continue
+    return count
 
 
 def test_a_ring_from_another_process_wakes_the_listener(tmp_path: Path) -> None:
@@ -173,7 +254,9 @@ def test_the_database_bells_sit_beside_it(service: Fanout, settings: Settings) -
         listener = listen()
         assert listener is not None
         listener.close()
-        assert (settings.database.parent / (settings.database.name + name)).is_fifo()
+        bell = settings.database.parent / (settings.database.name + name)
+        assert bell.is_fifo()
+        assert stat.S_IMODE(bell.stat().st_mode) == 0o600  # nobody else may ring or listen
 
 
 @pytest.fixture

@@ -65,11 +65,7 @@ class Bell:
             fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:  # not made yet, or nobody listens (ENXIO)
             return None
-        try:
-            is_fifo = stat.S_ISFIFO(os.fstat(fd).st_mode)
-        except OSError:
-            is_fifo = False
-        if not is_fifo:  # never write into a file put in its place
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # never write into a file put in its place
             os.close(fd)
             return None
         self._fd, self._pid = fd, os.getpid()
