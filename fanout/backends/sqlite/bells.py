@@ -119,17 +119,21 @@ class FifoListener:
         return self.fd
 
     def drain(self) -> bool:
-        """Take every ring heard so far; whether there was any."""
+        """Take every ring heard so far; whether there was any. Reads until the pipe gives
+        less than a full read, so it ends even while rings keep coming."""
         rung = False
         while True:
             try:
-                rung = bool(os.read(self.fd, _DRAIN)) or rung
+                heard = os.read(self.fd, _DRAIN)
             except BlockingIOError:
                 return rung
             except OSError as error:  # closed under us: nothing more to hear
                 if error.errno == errno.EBADF:
                     return rung
                 raise
+            rung = rung or bool(heard)
+            if len(heard) < _DRAIN:
+                return rung
 
     def wait(self, timeout: float) -> bool:
         """Wait until rung or `timeout` seconds have passed; whether it was rung. Takes every
