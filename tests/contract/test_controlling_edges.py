@@ -171,6 +171,24 @@ def test_one_caller_takes_on_the_recount_the_others_are_answered_from_the_last_c
     assert [service.backlog_counted() for _ in range(2)] == [False, False]
 
 
+def test_the_backlogs_ages_are_bounded_inclusively(
+    service: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A count exactly BACKLOG_TTL old is still counted, a claim exactly BACKLOG_TTL old still
+    holds, and a count exactly BACKLOG_STALE old still serves those who did not claim."""
+    from fanout.service import controlling
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    service.admit()
+    now[0] += controlling.BACKLOG_TTL
+    assert service.backlog_counted()
+    now[0] = 1000.0 + controlling.BACKLOG_STALE - controlling.BACKLOG_TTL
+    assert [service.backlog_counted() for _ in range(2)] == [False, True]  # claimed now
+    now[0] += controlling.BACKLOG_TTL  # the claim and the count both at their bounds
+    assert service.backlog_counted()
+
+
 def count_under_way(
     service: Fanout, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[threading.Event, list[int], threading.Thread]:
