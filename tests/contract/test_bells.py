@@ -24,6 +24,7 @@ import pytest
 
 from fanout.backends.sqlite.bells import Bell
 from fanout.models import JobStatus, TenantId
+from fanout.ports import Listener
 from fanout.service import Fanout, JobRequest
 from fanout.settings import Settings
 from fanout.wiring import build
@@ -35,23 +36,29 @@ TENANT = TenantId("tenant-a")
 SLOW_POLL = 30.0
 
 
-def test_a_ring_wakes_a_listener_and_only_a_ring_does(tmp_path: Path) -> None:
+@pytest.fixture
+def heard(tmp_path: Path) -> Iterator[tuple[Bell, Listener]]:
+    """A bell and a listener to it, closed after the test."""
     bell = Bell(tmp_path / "a.bell")
     listener = bell.listen()
     assert listener is not None
-    try:
-        assert not listener.wait(0.05)  # nothing rang: the timeout passes
-        bell.ring()
-        assert listener.wait(10.0)
-        assert not listener.drain()  # that ring was taken
-    finally:
-        listener.close()
+    yield bell, listener
+    listener.close()
+    bell.close()
 
 
-def test_a_listener_blocked_in_its_wait_wakes_at_a_ring_and_takes_it(tmp_path: Path) -> None:
-    bell = Bell(tmp_path / "a.bell")
-    listener = bell.listen()
-    assert listener is not None
+def test_a_ring_wakes_a_listener_and_only_a_ring_does(heard: tuple[Bell, Listener]) -> None:
+    bell, listener = heard
+    assert not listener.wait(0.05)  # nothing rang: the timeout passes
+    bell.ring()
+    assert listener.wait(10.0)
+    assert not listener.drain()  # that ring was taken
+
+
+def test_a_listener_blocked_in_its_wait_wakes_at_a_ring_and_takes_it(
+    heard: tuple[Bell, Listener],
+) -> None:
+    bell, listener = heard
     threads: list[int] = []
     woken: list[bool] = []
 
@@ -70,7 +77,6 @@ def test_a_listener_blocked_in_its_wait_wakes_at_a_ring_and_takes_it(tmp_path: P
     finally:
         bell.ring()  # a waiter still blocked (the assertions failed) ends now
         thread.join(10.0)
-        listener.close()
 
 
 def _in_poll(thread: int) -> bool:
@@ -81,16 +87,12 @@ def _in_poll(thread: int) -> bool:
         return False
 
 
-def test_a_wait_lasts_its_timeout_when_nothing_rings(tmp_path: Path) -> None:
+def test_a_wait_lasts_its_timeout_when_nothing_rings(heard: tuple[Bell, Listener]) -> None:
     """An idle worker's wait is its backoff: it must not return early and poll in a loop."""
-    listener = Bell(tmp_path / "a.bell").listen()
-    assert listener is not None
-    try:
-        started = time.monotonic()
-        assert not listener.wait(0.2)
-        assert time.monotonic() - started >= 0.19
-    finally:
-        listener.close()
+    _, listener = heard
+    started = time.monotonic()
+    assert not listener.wait(0.2)
+    assert time.monotonic() - started >= 0.19
 
 
 def test_a_bell_holds_one_descriptor_however_often_rung_and_none_once_closed(
@@ -198,17 +200,12 @@ def test_a_bell_whose_listeners_went_away_rings_for_the_next_one(tmp_path: Path)
         second.close()
 
 
-def test_a_full_pipe_neither_blocks_nor_raises(tmp_path: Path) -> None:
-    bell = Bell(tmp_path / "a.bell")
-    listener = bell.listen()
-    assert listener is not None
-    try:
-        for _ in range(70_000):  # past a pipe's 64 KiB
-            bell.ring()
-        assert listener.drain()
-        assert not listener.drain()
-    finally:
-        listener.close()
+def test_a_full_pipe_neither_blocks_nor_raises(heard: tuple[Bell, Listener]) -> None:
+    bell, listener = heard
+    for _ in range(70_000):  # past a pipe's 64 KiB
+        bell.ring()
+    assert listener.drain()
+    assert not listener.drain()
 
 
 def test_a_file_in_the_bells_place_is_not_listened_to_nor_written(tmp_path: Path) -> None:
