@@ -14,6 +14,7 @@ from pydantic_core import to_json
 from fanout import __version__, readers
 from fanout.api import blocking, docs, openapi, problems
 from fanout.api.error_responses import declare_errors
+from fanout.api.hot import HotRoutes
 from fanout.api.keys import ApiKeys, load_api_keys
 from fanout.api.middleware import Guard
 from fanout.api.routes import events, jobs, metrics, status, tasks, ui, uploads
@@ -90,8 +91,9 @@ def create_app(
         settings.stream_max_seconds,
     )
     problems.install(app)
+    app.add_middleware(HotRoutes)  # inside the guard: its checks come first
     guard(app, settings, app.state.api_keys)
-    status.install(app)  # the route polled most, first
+    status.install(app)
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(tasks.router)

@@ -1,13 +1,9 @@
-"""`GET /jobs/{id}`: the route clients poll, kept as lean as FastAPI allows.
+"""`GET /jobs/{id}`: the route clients poll.
 
-It is the app's first route (routes are tried in order, and one in an included router is
-matched twice per request), and its handler calls the endpoint with the path parameter and the
-request directly (`DirectRoute`, FastAPI's extension point for custom route handling): FastAPI's
-solving of parameters and dependencies on every request cost more than the read itself
-(bench/README.md, `status`).
-It is still an APIRoute, documented from the endpoint's signature, with the app's exception
-handlers around it; it calls the same `get_tenant` as every other route, so authentication and
-tenant isolation are theirs.
+`api/hot.py` calls `get_job` itself, past FastAPI's routing and dependency solving, whose cost
+on every request was more than the read's (bench/README.md, `status`); the route registered here
+documents it and answers what `HotRoutes` leaves to FastAPI (HEAD). `get_job` calls the same
+`get_tenant` as every other route, so authentication and tenant isolation are theirs.
 
 A poll mostly finds the job as it was: the SQLite store hands back the same (immutable) `Job`
 while its file has not changed (`fanout.backends.sqlite.recent`), and its body is then the bytes
@@ -16,12 +12,8 @@ rendered last time (`Bodies`), not rendered again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from pydantic_core import to_json
 
 from fanout.api.deps import get_tenant
@@ -31,20 +23,6 @@ from fanout.service import Fanout
 from fanout.views import public_job
 
 JSON = "application/json"
-
-
-class DirectRoute(APIRoute):
-    """Calls the endpoint as `endpoint(**path_params, request=request)`: for an endpoint whose
-    parameters are its path's (plain `str`, nothing to validate) and the request alone."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
-
-        async def handler(request: Request) -> Response:
-            response: Response = await endpoint(**request.path_params, request=request)
-            return response
-
-        return handler
 
 
 class Bodies:
@@ -72,7 +50,7 @@ class Bodies:
 
 
 def install(app: FastAPI) -> None:
-    """Add `GET /jobs/{job_id}` to `app`, ahead of every other route."""
+    """Add `GET /jobs/{job_id}` to `app`."""
     app.state.job_bodies = Bodies()
     app.router.add_api_route(
         "/jobs/{job_id}",
@@ -80,9 +58,7 @@ def install(app: FastAPI) -> None:
         methods=["GET"],
         response_model=JobPublic,
         tags=["jobs"],
-        route_class_override=DirectRoute,
     )
-    app.router.routes.insert(0, app.router.routes.pop())
 
 
 async def get_job(job_id: str, request: Request) -> Response:
