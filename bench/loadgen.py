@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 POSTERS = 0.3
 POLL_SECONDS = 0.1
 MIN_ITEMS, MAX_ITEMS = 10, 100
+TASK = "echo"
 
 
 class Connection:
@@ -81,7 +82,7 @@ async def poster(
 ) -> None:
     while time.monotonic() < until:
         size = random.randint(MIN_ITEMS, MAX_ITEMS)
-        body = json.dumps({"task": "echo", "items": list(range(size)), "webhook": {"url": hook}})
+        body = json.dumps({"task": TASK, "items": list(range(size)), "webhook": {"url": hook}})
         sent, started = time.time(), time.perf_counter()
         status, answer = await connection.request("POST", "/jobs", body.encode())
         if status != 202:
