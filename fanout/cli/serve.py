@@ -121,6 +121,10 @@ def serve(
     # in place that lands here harmlessly, and the workers are stopped below.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
+    # Only now, with the workers and the background process started: they keep the priority
+    # fanout serve was given. On Linux a thread's niceness is its own; the threads the API starts
+    # from here on (its threadpools) take this thread's.
+    os.nice(settings.api_nice)
     try:
         server.run(sockets=[sock])
     finally:
