@@ -138,10 +138,10 @@ class Settings(BaseSettings):
     # `fanout serve`'s API process yields the CPU to its workers and its background process
     # (webhooks) by this `nice` increment when they compete for it: with every core busy,
     # finishing the jobs already accepted comes before accepting more, so the backlog, and the
-    # time from POST to webhook, stay bounded. 3 gives the API 39 % of a core shared with one
+    # time from POST to webhook, stay bounded. 3 gives the API 34 % of a core shared with one
     # busy worker (50 % at 0). Under `python -m bench load`, at 0: p99 POST to webhook 1.4-2.1 s
     # (the backlog of the load's first seconds drained for ~8 s); at 3: 0.57-0.87 s, accepting
-    # ~8 % fewer jobs a second (bench/README.md, `load`).
+    # ~10 % fewer jobs a second (bench/README.md, `load`).
     api_nice: int = Field(default=3, ge=0, le=19)
 
     # Abuse resistance (issue 8). Slow clients: a request's head must arrive within
