@@ -61,11 +61,10 @@ def listing(scope: Scope) -> Endpoint | None:
             if name in given:
                 return None
             given[name] = value
-    state = STATUSES.get(given.get("status", "")) if "status" in given else None
-    cursor = given.get("cursor")
-    limit = given.get("limit", "20")
+    named, cursor, limit = given.get("status"), given.get("cursor"), given.get("limit", "20")
+    state = None if named is None else STATUSES.get(named)
     if (
-        ("status" in given and state is None)
+        (named is not None and state is None)
         or (cursor is not None and not CURSOR.fullmatch(cursor))
         or not LIMIT.fullmatch(limit)
         or int(limit) > 100

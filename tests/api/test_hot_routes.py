@@ -162,7 +162,7 @@ async def test_a_submission_is_answered_as_fastapis_route_answers_it(
             assert answer.headers["content-type"] == PROBLEM
 
 
-async def test_two_idempotency_keys_are_left_to_fastapi(
+async def test_two_idempotency_keys_are_answered_as_fastapis_route_answers_them(
     pair: tuple[httpx.AsyncClient, httpx.AsyncClient, Fanout],
 ) -> None:
     hot, plain, _ = pair
