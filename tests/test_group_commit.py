@@ -412,3 +412,61 @@ def test_a_write_interrupted_while_it_waits_for_the_turn_holds_up_no_group(
     assert traced.rows() == 2
     holder.join(10)
     queued.join(10)
+
+
+class Joined:
+    """A write whose class has a `together`: rows (writer, n) put in by one statement for all."""
+
+    calls: list[int]  # how many were done by each call of `together`
+    fail_together = False
+
+    def __init__(self, writer: int) -> None:
+        self.writer = writer
+
+    def __call__(self, conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t VALUES (?, 1)", (self.writer,))
+        if self.writer == 3:
+            raise ValueError("writer 3 fails")
+        return self.writer * 10
+
+    @staticmethod
+    def together(conn: sqlite3.Connection, works: list[Joined]) -> list[int | ValueError]:
+        Joined.calls.append(len(works))
+        conn.executemany("INSERT INTO t VALUES (?, 1)", [(w.writer,) for w in works])
+        if Joined.fail_together:
+            raise sqlite3.OperationalError("together fails: none of its rows may stay")
+        conn.execute("DELETE FROM t WHERE writer = 3 AND n = 1")  # as writer 3's alone: none
+        return [ValueError("writer 3 fails") if w.writer == 3 else w.writer * 10 for w in works]
+
+
+@pytest.mark.parametrize("fail_together", [False, True])
+def test_queued_functions_of_a_class_with_together_are_done_by_it_in_one_call(
+    traced: Traced, fail_together: bool
+) -> None:
+    """Each thread gets what its own function alone would give (writer 3's error, the others'
+    answers), whether `together` did them in one call or, when it raised, each was run alone
+    with nothing of the failed call left."""
+    writer = GroupWriter(traced.connect)
+    Joined.calls, Joined.fail_together = [], fail_together
+    answers: dict[int, int | BaseException] = {}
+
+    def queue(w: int) -> None:
+        try:
+            answers[w] = writer.run(Joined(w), durable=True)
+        except ValueError as error:
+            answers[w] = error
+
+    with writer.write(durable=True) as conn:
+        conn.execute("INSERT INTO t VALUES (99, 0)")
+        others = [threading.Thread(target=queue, args=(w,)) for w in range(5)]
+        for thread in others:
+            thread.start()
+        wait_until(lambda: len(writer._queued) == 5, 10.0, "five queued functions")
+    for thread in others:
+        thread.join(timeout=10)
+
+    assert Joined.calls == [5]
+    assert {w: a for w, a in answers.items() if w != 3} == {w: w * 10 for w in (0, 1, 2, 4)}
+    assert isinstance(answers[3], ValueError)
+    assert [traced.rows(w) for w in range(5)] == [1, 1, 1, 0, 1]
+    assert traced.rows() == 5

@@ -23,6 +23,11 @@ leads the next group, and returns: a thread runs one group, never the groups tha
 after its own (running them, under `python -m bench load`, kept one submit in thirty waiting
 30-280 ms for its answer; under a stream that never paused, it would wait for ever).
 
+A queued function whose class has a `together` is run with the functions of its class queued
+beside it in one go: `together(conn, works)` does what each would do alone, in a few statements
+for all of them, and gives back each one's result or the exception it alone would have raised.
+If `together` itself raises, nothing of it stays and each is run alone, as any function is.
+
 Between processes (the server and its workers), the turn is an exclusive `flock` on a file
 beside the database, taken before `BEGIN IMMEDIATE` and given back after the commit: a process
 waiting for it sleeps in the kernel and wakes as soon as it is free, where SQLite's busy
@@ -199,14 +204,11 @@ class GroupWriter:
     def _run_queued(self) -> None:
         with self._state:
             queued, self._queued = self._queued, []
-        for item in queued:
-            try:
-                item.generation, _ = self._join(item.durable)
-                with self._savepoint(self._connection()) as conn:
-                    item.result = item.work(conn)
-                self._members += 1
-            except BaseException as error:  # the function's own thread raises it
-                item.error = error
+        for run in _runs(queued):
+            if len(run) > 1 and self._run_together(run):
+                continue
+            for item in run:
+                self._run_alone(item)
         try:
             if self._open and not self._members:
                 self._rollback()  # every function failed: nothing is in it, nobody may wait
@@ -215,6 +217,36 @@ class GroupWriter:
         finally:
             for item in queued:
                 item.done.set()
+
+    def _run_alone(self, item: _Queued[object]) -> None:
+        try:
+            item.generation, _ = self._join(item.durable)
+            with self._savepoint(self._connection()) as conn:
+                item.result = item.work(conn)
+            self._members += 1
+        except BaseException as error:  # the function's own thread raises it
+            item.error = error
+
+    def _run_together(self, run: list[_Queued[object]]) -> bool:
+        """The functions of `run` (of one class, one level) done by their class's `together`
+        in one savepoint; False, with nothing of it left, if `together` raised."""
+        together = getattr(type(run[0].work), "together")  # noqa: B009  # `_runs` saw it
+        try:
+            generation, _ = self._join(run[0].durable)
+            with self._savepoint(self._connection()) as conn:
+                outcomes = together(conn, [item.work for item in run])
+                if len(outcomes) != len(run):  # a bug in `together`: undone, as if it raised
+                    raise RuntimeError(f"{len(outcomes)} outcomes for {len(run)} functions")
+        except BaseException:
+            return False  # each is run alone, and raises what it alone raises
+        for item, outcome in zip(run, outcomes, strict=True):
+            item.generation = generation
+            if isinstance(outcome, BaseException):
+                item.error = outcome
+            else:
+                item.result = outcome
+                self._members += 1
+        return True
 
     def _take_turn(self) -> None:
         """Wait for the turn, counted in `_waiting` meanwhile (a group leaves its transaction
@@ -319,3 +351,21 @@ class GroupWriter:
             self._conn = None
         if self._lock is not None:
             self._lock.close()
+
+
+def _runs(queued: list[_Queued[object]]) -> list[list[_Queued[object]]]:
+    """`queued` in order, cut into runs to do together: neighbours of one class that has a
+    `together`, at one level; every other function is a run of its own."""
+    runs: list[list[_Queued[object]]] = []
+    for item in queued:
+        kind = type(item.work)
+        if (
+            runs
+            and hasattr(kind, "together")
+            and type(runs[-1][0].work) is kind
+            and runs[-1][0].durable == item.durable
+        ):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs

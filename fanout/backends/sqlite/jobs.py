@@ -4,20 +4,19 @@ first window in one durable transaction, read back with their results, changed, 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from msgspec import structs
 from pydantic_core import to_json
 
+from fanout.backends.sqlite.creation import Creation
 from fanout.backends.sqlite.db import Database
-from fanout.backends.sqlite.queue import enqueue
 from fanout.backends.sqlite.recent import RecentReads, SameRows
 from fanout.backends.sqlite.redrive import redrive
 from fanout.backends.sqlite.rows import ACTIVE, JOB_COLUMNS, JOB_FROM, job_from_row
 from fanout.backends.sqlite.window import SqliteWindow
-from fanout.errors import JobExists, StoreUnavailable
+from fanout.errors import StoreUnavailable
 from fanout.models import (
     ChunkInput,
     ChunkRef,
@@ -85,24 +84,8 @@ class SqliteJobStore(SqliteWindow):
             for i, c in enumerate(chunks)
         ]
 
-        def store(conn: sqlite3.Connection) -> None:
-            # Run by whichever thread has the write turn (`Database.run`): everything it needs
-            # is made before, so the transaction holds only the statements.
-            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job.id,)).fetchone():
-                raise JobExists(job.id)
-            conn.execute(
-                "INSERT INTO jobs (id, tenant, task, status, params, options, max_concurrency,"
-                " webhook_url, webhook_secret, total, created_at, deadline, updated_at)"
-                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-            conn.executemany(
-                'INSERT INTO chunks (job_id, start, "end", state, items) VALUES (?, ?, ?, ?, ?)',
-                chunk_rows,
-            )
-            enqueue(conn, released)
-
-        self.db.run(store, durable=True)
+        # Run by whichever thread has the write turn, with the submits queued beside it.
+        self.db.run(Creation(job.id, row, chunk_rows, released), durable=True)
         return released
 
     def get_job(self, job_id: JobId, tenant: TenantId | None = None) -> Job | None:

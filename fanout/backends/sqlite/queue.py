@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 
 from fanout.backends.sqlite.db import Database
+from fanout.backends.sqlite.inserts import insert_rows
 from fanout.models import ChunkRef, Delivery, JobId
 
 CHUNKS = "chunks"
@@ -48,11 +49,9 @@ def start_received(conn: sqlite3.Connection, job_id: str, start: int, end: int, 
 
 
 def enqueue(conn: sqlite3.Connection, chunks: Sequence[ChunkRef]) -> None:
-    """Put chunks in the queue inside the caller's transaction."""
-    conn.executemany(
-        'INSERT INTO messages (queue, job_id, start, "end", visible_at) VALUES (?, ?, ?, ?, 0)',
-        ((CHUNKS, c.job_id, c.start, c.end) for c in chunks),
-    )
+    """Put chunks in the queue inside the caller's transaction, in their order."""
+    rows = [(CHUNKS, c.job_id, c.start, c.end) for c in chunks]
+    insert_rows(conn, 'messages (queue, job_id, start, "end", visible_at)', "(?, ?, ?, ?, 0)", rows)
 
 
 class SqliteChunkQueue:
