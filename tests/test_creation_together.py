@@ -146,12 +146,26 @@ def _created(store: SqliteJobStore, job: NewJob, chunks: list[ChunkInput]) -> Ba
 def test_more_rows_than_one_statement_may_bind_are_all_inserted_in_order(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "rows.db", isolation_level=None)
     conn.execute("CREATE TABLE t (n INTEGER, a TEXT, b TEXT, c TEXT)")
-    rows = [(n, f"a{n}", f"b{n}", "c") for n in range(700)]  # 2,800 parameters, 3 statements
+    rows = [(n, f"a{n}", f"b{n}", "c") for n in range(700)]
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
 
     insert_rows(conn, "t", "(?, ?, ?, 'c')", [row[:3] for row in rows])
     insert_rows(conn, "t", "(?, ?, ?, ?)", [])
 
-    assert len(statements) == 3
+    assert len(statements) == 16  # 10 of 64 rows, then 3 of 16 and 3 of 4
     assert conn.execute("SELECT n, a, b, c FROM t ORDER BY rowid").fetchall() == rows
+
+
+def test_rows_of_large_values_are_inserted_a_few_at_a_time(tmp_path: Path) -> None:
+    """A cached statement keeps the values it was last given: no more than MAX_BYTES of them."""
+    conn = sqlite3.connect(tmp_path / "rows.db", isolation_level=None)
+    conn.execute("CREATE TABLE t (n INTEGER, items BLOB)")
+    rows = [(n, bytes([n]) * 300_000) for n in range(9)]
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+
+    insert_rows(conn, "t", "(?, ?)", rows)
+
+    assert len(statements) == 9  # four of them would be 1.2 MB: one at a time
+    assert conn.execute("SELECT n, items FROM t ORDER BY rowid").fetchall() == rows
