@@ -3,12 +3,11 @@
 Python's sqlite3 gives up the interpreter lock around every step of a statement, and
 `executemany` steps once per row. In the API's process the event loop and the submit threads
 want that lock too, and under `python -m bench load` py-spy found the thread storing a group of
-submits waiting, inside `execute`, to take it back: while it waits it holds the one write turn
-every fanout process takes (`group.GroupWriter`), and the workers wait for that. One
-`INSERT ... VALUES (...), (...)` is one step. With this and the submits stored together
-(`creation.Creation.together`), in ten alternating rounds against the code before: the p99 from
-POST to webhook under 1 s in 9 rounds (5 before), POST p99 311 ms (350) at the median round,
-7 % more jobs a second (bench/README.md, `load`).
+submits waiting, inside `execute`, to take it back. It holds the one write turn every fanout
+process takes meanwhile (`group.GroupWriter`), and the workers wait for that. One
+`INSERT ... VALUES (...), (...)` is one step. With the submits stored together
+(`creation.Creation.together`), the API's process held the turn 6.1-7.4 ms a group of eight
+submits, against 7.4-8.5 ms before, in the same minutes (bench/README.md, `load`).
 """
 
 from __future__ import annotations
