@@ -6,8 +6,8 @@ file, with the writer's statements counted by SQLite's trace callback."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from fanout.backends.sqlite.jobs import SqliteJobStore
 from fanout.errors import JobExists
 from fanout.models import ChunkInput, NewJob
 from tests.contract.support import new_job
-from tests.waiting import wait_until
+from tests.test_group_commit import queued_while_held
 
 SUBMITS = 6
 
@@ -43,14 +43,7 @@ def create_queued_together(
         except BaseException as error:  # looked at by the test
             outcomes[job.id] = error
 
-    threads = [threading.Thread(target=create, args=pair) for pair in jobs]
-    with db.write(durable=True):
-        for thread in threads:
-            thread.start()
-        wait_until(lambda: len(db._group._queued) == len(jobs), 10.0, "every creation queued")
-    for thread in threads:
-        thread.join(timeout=10)
-    assert not any(thread.is_alive() for thread in threads)
+    queued_while_held(db._group, [functools.partial(create, *pair) for pair in jobs])
     return outcomes
 
 
@@ -118,29 +111,19 @@ def test_one_id_twice_among_submits_stored_together_is_stored_once(tmp_path: Pat
     db = Database(tmp_path / "fanout.db")
     store = SqliteJobStore(db)
     job, chunks = new_job(total=4)
-    outcomes: list[BaseException | None] = []
+    outcomes: list[str] = []
 
-    with db.write(durable=True):
-        threads = [
-            threading.Thread(target=lambda: outcomes.append(_created(store, job, chunks)))
-            for _ in range(2)
-        ]
-        for thread in threads:
-            thread.start()
-        wait_until(lambda: len(db._group._queued) == 2, 10.0, "both creations queued")
-    for thread in threads:
-        thread.join(timeout=10)
+    def create() -> None:
+        try:
+            store.create_job(job, chunks)
+            outcomes.append("stored")
+        except JobExists:
+            outcomes.append("refused")
 
-    assert sorted(map(type, outcomes), key=str) == sorted([type(None), JobExists], key=str)
+    queued_while_held(db._group, [create, create])
+
+    assert sorted(outcomes) == ["refused", "stored"]
     assert len([m for m in messages(db) if m[0] == job.id]) == 2  # one window, not two
-
-
-def _created(store: SqliteJobStore, job: NewJob, chunks: list[ChunkInput]) -> BaseException | None:
-    try:
-        store.create_job(job, chunks)
-    except JobExists as error:
-        return error
-    return None
 
 
 def test_more_rows_than_one_statement_may_bind_are_all_inserted_in_order(tmp_path: Path) -> None:

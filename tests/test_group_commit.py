@@ -4,6 +4,7 @@ statements the writer sends counted by SQLite's trace callback."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections import Counter
@@ -67,6 +68,24 @@ def in_threads(count: int, body: Callable[[int], None]) -> list[BaseException]:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
     return errors
+
+
+def queued_while_held(
+    writer: GroupWriter,
+    bodies: list[Callable[[], None]],
+    hold: Callable[[sqlite3.Connection], object] = lambda conn: None,
+) -> None:
+    """Each body on a thread of its own, started while this thread holds the turn (in a write
+    doing `hold`) and let go once every one has queued its function; then wait for them."""
+    threads = [threading.Thread(target=body) for body in bodies]
+    with writer.write(durable=True) as conn:
+        hold(conn)
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: len(writer._queued) == len(bodies), 10.0, "every function queued")
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
 
 
 def test_concurrent_durable_writes_all_land_in_fewer_commits_than_writes(traced: Traced) -> None:
@@ -170,14 +189,11 @@ def test_functions_queued_while_a_thread_has_the_turn_are_run_together_by_one_of
 
         answers[w] = writer.run(work, durable=True)
 
-    with writer.write(durable=True) as conn:
-        conn.execute("INSERT INTO t VALUES (99, 0)")
-        others = [threading.Thread(target=queue, args=(w,)) for w in range(5)]
-        for thread in others:
-            thread.start()
-        wait_until(lambda: len(writer._queued) == 5, 10.0, "five queued functions")
-    for thread in others:
-        thread.join(timeout=10)
+    queued_while_held(
+        writer,
+        [functools.partial(queue, w) for w in range(5)],
+        lambda conn: conn.execute("INSERT INTO t VALUES (99, 0)"),
+    )
 
     (runner,) = set(ran_on.values())
     assert runner in threads.values()
@@ -456,14 +472,11 @@ def test_queued_functions_of_a_class_with_together_are_done_by_it_in_one_call(
         except ValueError as error:
             answers[w] = error
 
-    with writer.write(durable=True) as conn:
-        conn.execute("INSERT INTO t VALUES (99, 0)")
-        others = [threading.Thread(target=queue, args=(w,)) for w in range(5)]
-        for thread in others:
-            thread.start()
-        wait_until(lambda: len(writer._queued) == 5, 10.0, "five queued functions")
-    for thread in others:
-        thread.join(timeout=10)
+    queued_while_held(
+        writer,
+        [functools.partial(queue, w) for w in range(5)],
+        lambda conn: conn.execute("INSERT INTO t VALUES (99, 0)"),
+    )
 
     assert Joined.calls == [5]
     assert {w: a for w, a in answers.items() if w != 3} == {w: w * 10 for w in (0, 1, 2, 4)}
