@@ -14,6 +14,9 @@ load), so that the load generator is seen not to be the bottleneck, and the serv
 per accepted job (milliseconds, its share of the polls included, until the backlog drained):
 on a shared machine the figure to compare, since others' processes take cores from wall time.
 
+Beside them, the floor: the same generator and mix against fanout's HTTP stack with nothing
+behind it (`bench/peers/http_floor.py`), what the machine allows a service that only answers.
+
 Targets (fanout): at least 1,000 jobs/s accepted, p99 POST under 250 ms, p99 POST to webhook
 under 1 s, the backlog empty within 2 s of the load ending.
 """
@@ -45,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DRAIN_SECONDS = 120.0
 WARM_UP_SECONDS = 60.0
 TARGETS = {"jobs_per_second": 1000.0, "post_p99": 0.25, "done_p99": 1.0, "drain": 2.0}
+FLOOR = "HTTP floor"  # bench/peers/http_floor.py
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -208,21 +212,22 @@ def table(results: list[LoadResult]) -> Table:
         out.add_column(column, justify="left" if column == "system" else "right")
     for r in results:
         s = r.summary()
+        completes = r.system != FLOOR  # the floor answers and forgets: no completions, no drain
         out.add_row(
             r.system,
             f"{s['jobs_per_second']:,.0f}",
             f"{s['submit_p50'] * 1000:,.0f} / {s['submit_p99'] * 1000:,.0f}",
             f"{s['poll_p50'] * 1000:,.1f} / {s['poll_p99'] * 1000:,.1f}",
             f"{s['polls_per_second']:,.0f}",
-            f"{s['done_p50']:.2f} / {s['done_p99']:.2f}",
-            f"{r.drain_seconds:.2f}",
+            f"{s['done_p50']:.2f} / {s['done_p99']:.2f}" if completes else "-",
+            f"{r.drain_seconds:.2f}" if completes else "-",
             f"{r.cores.get('server', 0):.2f} / {r.cores.get('load generator', 0):.2f}",
             f"{s['server_cpu_ms_per_job']:.1f}",
         )
     return out
 
 
-def verdicts(fanout: LoadResult) -> list[str]:
+def verdicts(fanout: LoadResult, floor: LoadResult | None) -> list[str]:
     s = fanout.summary()
     checks = [
         ("jobs accepted/s", s["jobs_per_second"], ">=", TARGETS["jobs_per_second"]),
@@ -236,6 +241,14 @@ def verdicts(fanout: LoadResult) -> list[str]:
         lines.append(
             f"fanout {name}: {value:,.3f} (target {op} {target:g}: {'met' if ok else 'MISSED'})"
         )
+    if floor is not None:
+        rate, floor_rate = s["jobs_per_second"], floor.summary()["jobs_per_second"]
+        floor_p99 = floor.summary()["submit_p99"] * 1000
+        lines.append(
+            f"fanout accepted {rate:,.0f} jobs/s, {rate / max(1e-9, floor_rate):.0%} of the HTTP"
+            f" floor's {floor_rate:,.0f} (its POST p99 {floor_p99:,.0f} ms): the same clients"
+            " against fanout's HTTP stack with nothing behind it"
+        )
     missing = fanout.accepted - fanout.completed
     if missing:
         lines.append(f"fanout: {missing} accepted jobs had no webhook {DRAIN_SECONDS:.0f} s after")
@@ -246,7 +259,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of load per system")
     parser.add_argument("--clients", type=int, default=200, help="concurrent clients")
     parser.add_argument("--workers", type=int, default=None, help="workers (default: CPUs)")
-    parser.add_argument("--skip-celery", action="store_true", help="fanout only")
+    parser.add_argument("--skip-celery", action="store_true", help="no Celery run")
+    parser.add_argument(
+        "--skip-floor", action="store_true", help="no run of the HTTP stack alone (the floor)"
+    )
     parser.add_argument(
         "--cold", action="store_true", help="no warm-up job: the task is new to the service"
     )
@@ -259,6 +275,10 @@ def run(args: argparse.Namespace) -> int:
     results: list[LoadResult] = []
     try:
         results.append(run_fanout(args, progress))
+        if not args.skip_floor:
+            from bench.peers import http_floor
+
+            results.append(http_floor.run(args, progress))
         if not args.skip_celery:
             from bench.peers import celery_load
 
@@ -270,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     out = Console(stderr=args.json)
     out.print(table(results))
-    for line in verdicts(results[0]):
+    floor = next((r for r in results if r.system == FLOOR), None)
+    for line in verdicts(results[0], floor):
         out.print(line)
     if args.json:
         report: dict[str, Any] = {"benchmark": "load", "arguments": vars(args)}
