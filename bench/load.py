@@ -242,8 +242,8 @@ def verdicts(fanout: LoadResult, floor: LoadResult | None) -> list[str]:
             f"fanout {name}: {value:,.3f} (target {op} {target:g}: {'met' if ok else 'MISSED'})"
         )
     if floor is not None:
-        rate, floor_rate = s["jobs_per_second"], floor.summary()["jobs_per_second"]
-        floor_p99 = floor.summary()["submit_p99"] * 1000
+        rate, f = s["jobs_per_second"], floor.summary()
+        floor_rate, floor_p99 = f["jobs_per_second"], f["submit_p99"] * 1000
         lines.append(
             f"fanout accepted {rate:,.0f} jobs/s, {rate / max(1e-9, floor_rate):.0%} of the HTTP"
             f" floor's {floor_rate:,.0f} (its POST p99 {floor_p99:,.0f} ms): the same clients"

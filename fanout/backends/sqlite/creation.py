@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fanout.backends.sqlite.inserts import insert_rows
+from fanout.backends.sqlite.inserts import MAX_PARAMETERS, insert_rows
 from fanout.backends.sqlite.queue import enqueue
 from fanout.errors import JobExists
 from fanout.models import ChunkRef
@@ -26,9 +26,6 @@ JOBS = (
 JOB_ROW = "(?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 CHUNKS = 'chunks (job_id, start, "end", state, items)'
 CHUNK_ROW = "(?, ?, ?, ?, ?)"
-# Ids looked up per statement: well under SQLite's bound on a statement's parameters (999
-# before 3.32).
-IDS_PER_LOOKUP = 500
 
 
 @dataclass(frozen=True)
@@ -50,8 +47,8 @@ class Creation:
         each whose id was taken (by a stored job, or by one before it here)."""
         ids = [creation.job_id for creation in creations]
         taken = set[str]()
-        for at in range(0, len(ids), IDS_PER_LOOKUP):
-            some = ids[at : at + IDS_PER_LOOKUP]
+        for at in range(0, len(ids), MAX_PARAMETERS):
+            some = ids[at : at + MAX_PARAMETERS]
             marks = ", ".join("?" * len(some))
             taken.update(
                 i for (i,) in conn.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", some)
